@@ -4,8 +4,14 @@ only parses arguments and prints."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+
+# Modules that add their own subcommands: each has `register(commands)`, which adds parsers to
+# the `commands` subparsers object and sets `handler` (a function of the parsed args returning an
+# exit code). Keep their top-level imports light: `seqrec-fast --help` imports all of them.
+_DOMAIN_COMMANDS: tuple[str, ...] = ()
 
 
 def _print_json(payload: dict) -> None:
@@ -83,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=_cmd_ops_build)
 
     add("quickstart", _cmd_quickstart, "the README's main job: check the install and run a first model")
+
+    for module_name in _DOMAIN_COMMANDS:
+        importlib.import_module(module_name).register(commands)
     return parser
 
 
