@@ -296,9 +296,21 @@ _status_lock = threading.Lock()
 
 
 def _prebuilt_library() -> Path | None:
+    """The library `python setup.py build_ext --inplace` made, unless sources changed since."""
     package_dir = Path(__file__).resolve().parent.parent
     found = sorted(package_dir.glob("_C*.so"))
-    return found[0] if found else None
+    if not found:
+        return None
+    newest_source = max(p.stat().st_mtime for p in sources.all_source_files())
+    if found[0].stat().st_mtime < newest_source:
+        warnings.warn(
+            f"seqrec_fast: ignoring {found[0]}: csrc/ changed after it was built; JIT-building "
+            "instead (rerun `python setup.py build_ext --inplace` to refresh it)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return None
+    return found[0]
 
 
 def _load_library(path: Path, status: OpsStatus) -> None:

@@ -25,16 +25,33 @@ def csrc_dir() -> Path:
     )
 
 
+def _unique_stems(files: list[Path]) -> list[Path]:
+    """Both builds name object files after the source's stem, so stems must not repeat
+    (csrc/cpu/foo.cpp and csrc/cuda/foo.cu would overwrite each other's foo.o)."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise ValueError(
+                f"seqrec_fast: {path} and {seen[path.stem]} share the file name stem "
+                f"'{path.stem}'; object files are named by stem, so rename one "
+                "(convention: <op>.cpp schema, cpu/<op>_cpu.cpp, cuda/<op>_cuda.cpp, cuda/<op>_kernel.cu)"
+            )
+        seen[path.stem] = path
+    return files
+
+
 def cpu_sources(root: Path | None = None) -> list[Path]:
     """Sources of the CPU variant: the library declaration, op schemas and CPU kernels."""
     root = root or csrc_dir()
-    return sorted(root.glob("*.cpp")) + sorted((root / "cpu").glob("*.cpp"))
+    return _unique_stems(sorted(root.glob("*.cpp")) + sorted((root / "cpu").glob("*.cpp")))
 
 
 def cuda_sources(root: Path | None = None) -> list[Path]:
     """Extra sources of the CUDA variant: CUDA kernels (.cu) and their bindings (.cpp)."""
     root = root or csrc_dir()
-    return sorted((root / "cuda").glob("*.cpp")) + sorted((root / "cuda").glob("*.cu"))
+    files = sorted((root / "cuda").glob("*.cpp")) + sorted((root / "cuda").glob("*.cu"))
+    _unique_stems(cpu_sources(root) + files)
+    return files
 
 
 def all_source_files(root: Path | None = None) -> list[Path]:
