@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from . import sources
-from .cuda_toolkit import CudaToolkit, cudart_link_dir, find_cuda_toolkit
+from .cuda_toolkit import CudaToolkit, cudart_link_dir, find_cuda_toolkit, matching_nvcc_requirement
 
 LIBRARY_NAMESPACE = "seqrec_fast"
 _DEFAULT_FORCED_ARCHS = "8.0;9.0"  # A100 and H100/H200, when no device says which
@@ -353,7 +353,8 @@ def _build_and_load(force_cuda: bool | None, verbose: bool) -> OpsStatus:
     if want_cuda:
         toolkit = find_cuda_toolkit()
         if toolkit is None:
-            why_not = "nvcc not found (set CUDA_HOME, or pip install 'cuda-toolkit[nvcc]')"
+            requirement = matching_nvcc_requirement(torch.version.cuda)
+            why_not = f"nvcc not found (set CUDA_HOME, or pip install '{requirement}')"
         else:
             try:
                 library, seconds = build_variant(plan_cuda(toolkit), verbose)

@@ -117,3 +117,21 @@ def cudart_link_dir(toolkit: CudaToolkit, scratch: Path) -> Path | None:
         tmp.symlink_to(target)
         os.replace(tmp, link)  # atomic: a concurrent build never sees a half-made link
     return scratch
+
+
+def matching_nvcc_requirement(torch_cuda: str | None) -> str | None:
+    """The pip requirement that installs an nvcc matching torch's CUDA, or None if torch has none.
+
+    CUDA 13 wheels come through the ``cuda-toolkit`` meta-package that torch itself depends on, so
+    its ``nvcc`` extra at the same version matches exactly; CUDA 12 wheels have one package each.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    if not torch_cuda:
+        return None
+    try:
+        return f"cuda-toolkit[nvcc]=={version('cuda-toolkit')}"
+    except PackageNotFoundError:
+        pass
+    major = torch_cuda.split(".")[0]
+    return f"nvidia-cuda-nvcc-cu{major}=={torch_cuda}.*"
