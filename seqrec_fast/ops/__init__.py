@@ -1,5 +1,40 @@
 """Native operators (csrc/, JIT-built on first use) and their pure-PyTorch references."""
 
 from .build import OpsStatus, load
+from .functional import (
+    as_coords,
+    causal_conv1d,
+    grid_corners,
+    grid_linear,
+    linear_attention,
+    mix,
+    native_available,
+    sliced_linear,
+)
+from .modules import (
+    CausalConv1d,
+    GridLayerNorm,
+    GridLinear,
+    GridTransformerLayer,
+    LinearMultiheadAttention,
+    SlicedLinear,
+)
 
-__all__ = ["OpsStatus", "load"]
+__all__ = [
+    "CausalConv1d",
+    "GridLayerNorm",
+    "GridLinear",
+    "GridTransformerLayer",
+    "LinearMultiheadAttention",
+    "OpsStatus",
+    "SlicedLinear",
+    "as_coords",
+    "causal_conv1d",
+    "grid_corners",
+    "grid_linear",
+    "linear_attention",
+    "load",
+    "mix",
+    "native_available",
+    "sliced_linear",
+]
