@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -158,7 +159,8 @@ class BuildPlan:
 
 
 def _cpu_cflags(cuda: bool) -> tuple[str, ...]:
-    flags = ["-O3", "-march=native", "-fno-math-errno"]
+    # -fopenmp: at::parallel_for is an OpenMP pragma in ATen's headers, serial without it.
+    flags = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp"]
     if cuda:
         flags.append("-DSEQREC_FAST_WITH_CUDA")
     return tuple(flags)
@@ -274,10 +276,13 @@ def build_variant(plan: BuildPlan, verbose: bool = False) -> tuple[Path, float]:
         return library, seconds
 
 
+_COMPILER_ERROR = re.compile(r"\berror\b\s*:|\berror detected|: fatal error|undefined reference")
+
+
 def _summarise(message: str, lines: int = 12) -> str:
-    """The lines of a compiler log that say what broke."""
+    """The lines of a compiler log that say what broke (not the command lines that ran)."""
     text = [ln for ln in message.splitlines() if ln.strip()]
-    errors = [ln for ln in text if "error" in ln.lower()]
+    errors = [ln for ln in text if _COMPILER_ERROR.search(ln) and not ln.lstrip().startswith("[")]
     picked = errors[:lines] if errors else text[-lines:]
     return "\n".join(picked)
 
