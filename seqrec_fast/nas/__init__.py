@@ -1,0 +1,1 @@
+"""Search machinery shared by the five algorithms: supernets, relaxations, evolution, resume."""
