@@ -1,0 +1,358 @@
+//! Training batches: left-to-right (causal) and cloze (masked) objectives, last-window or
+//! sliding-window samples, negatives outside the user's history, optional contrastive views,
+//! sharded by (rank, world_size).
+
+use crate::augment::{augment, Augmentation};
+use crate::prefetch::{Array, Batch, BatchMaker};
+use crate::rng::{domain, Rng};
+use crate::sampler::{ItemSampler, ItemSet};
+use crate::sequences::Sequences;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Objective {
+    /// Predict the next item at every position (SASRec, NextItNet, GRU4Rec).
+    Causal,
+    /// Predict masked items (BERT4Rec); the mask token is n_items + 1.
+    Cloze { mask_prob: f64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// One sample per user: the last max_len positions of the training sequence.
+    Last,
+    /// The training sequence cut into consecutive windows of max_len targets, from the end, so
+    /// that every training target appears in exactly one sample per epoch.
+    Sliding,
+}
+
+#[derive(Clone, Debug)]
+pub struct Views {
+    pub augmentations: Vec<Augmentation>,
+    pub fraction: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub objective: Objective,
+    pub window: Window,
+    pub n_negatives: usize,
+    pub seed: u64,
+    pub rank: usize,
+    pub world_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub views: Option<Views>,
+}
+
+impl TrainConfig {
+    pub fn check(&self) -> Result<(), String> {
+        if self.batch_size == 0 || self.max_len == 0 {
+            return Err("batch_size and max_len must be positive".into());
+        }
+        if self.world_size == 0 || self.rank >= self.world_size {
+            return Err(format!("rank must be in 0..world_size, got rank {} of {}", self.rank, self.world_size));
+        }
+        if let Objective::Cloze { mask_prob } = self.objective {
+            if !(mask_prob > 0.0 && mask_prob <= 1.0) {
+                return Err(format!("mask_prob must be in (0, 1], got {mask_prob}"));
+            }
+        }
+        if let Some(views) = &self.views {
+            if views.augmentations.is_empty() || !(0.0..=1.0).contains(&views.fraction) {
+                return Err("contrastive views need at least one augmentation and a fraction in [0, 1]".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One training sample: a user and the exclusive end (absolute index) of its target window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub user: u32,
+    pub end: i64,
+}
+
+pub struct TrainStream {
+    pub seqs: Arc<Sequences>,
+    pub config: TrainConfig,
+    pub sampler: Arc<ItemSampler>,
+    /// This rank's samples in canonical order (users ascending, windows from the end).
+    samples: Vec<Sample>,
+}
+
+impl TrainStream {
+    pub fn new(seqs: Arc<Sequences>, config: TrainConfig, sampler: Arc<ItemSampler>) -> Result<Self, String> {
+        config.check()?;
+        // A causal sample needs a target after its first input; a cloze sample one item.
+        let min_len = if config.objective == Objective::Causal { 2 } else { 1 };
+        let mut users: Vec<u32> = (0..seqs.n_users() as u32).filter(|&u| seqs.train(u as usize).len() >= min_len).collect();
+        // Users go to ranks by a seed-fixed shuffle, so every rank has the same samples each
+        // epoch (a stable len()) and the ranks' user sets are disjoint.
+        if config.shuffle {
+            Rng::from_parts(&[config.seed, domain::SHARD]).shuffle(&mut users);
+        }
+        let mut shard: Vec<u32> = users.into_iter().skip(config.rank).step_by(config.world_size).collect();
+        shard.sort_unstable();
+        let first_target = min_len as i64 - 1; // causal targets start at the second item
+        let mut samples = Vec::new();
+        for &u in &shard {
+            let start = seqs.start(u as usize) as i64;
+            let end = seqs.train_end(u as usize) as i64;
+            match config.window {
+                Window::Last => samples.push(Sample { user: u, end }),
+                Window::Sliding => {
+                    let mut e = end;
+                    while e > start + first_target {
+                        samples.push(Sample { user: u, end: e });
+                        e -= config.max_len as i64;
+                    }
+                }
+            }
+        }
+        Ok(TrainStream { seqs, config, sampler, samples })
+    }
+
+    pub fn n_samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn n_batches(&self) -> usize {
+        let (n, b) = (self.samples.len(), self.config.batch_size);
+        if self.config.drop_last { n / b } else { n.div_ceil(b) }
+    }
+
+    /// The samples of one epoch, in batch order.
+    pub fn epoch_samples(&self, epoch: u64) -> Vec<Sample> {
+        let mut samples = self.samples.clone();
+        if self.config.shuffle {
+            Rng::from_parts(&[self.config.seed, domain::ORDER, epoch, self.config.rank as u64]).shuffle(&mut samples);
+        }
+        samples
+    }
+
+    pub fn epoch(self: &Arc<Self>, epoch: u64) -> EpochBatches {
+        EpochBatches { stream: Arc::clone(self), samples: self.epoch_samples(epoch), epoch }
+    }
+}
+
+pub struct EpochBatches {
+    stream: Arc<TrainStream>,
+    samples: Vec<Sample>,
+    epoch: u64,
+}
+
+/// Output buffers for one batch, written row by row.
+struct Rows {
+    inputs: Vec<i64>,
+    targets: Vec<i64>,
+    negatives: Vec<i64>,
+    views: [Vec<i64>; 2],
+}
+
+impl EpochBatches {
+    fn fill_row(&self, sample: Sample, row: usize, out: &mut Rows, history: &mut ItemSet) {
+        let s = &*self.stream;
+        let cfg = &s.config;
+        let l = cfg.max_len;
+        let seqs = &*s.seqs;
+        let user = sample.user as usize;
+        let start = seqs.start(user);
+        let end = sample.end as usize;
+        let items = &seqs.items[..];
+        let mut rng = Rng::from_parts(&[cfg.seed, domain::SAMPLE, self.epoch, sample.user as u64, sample.end as u64]);
+        let inputs = &mut out.inputs[row * l..(row + 1) * l];
+        let targets = &mut out.targets[row * l..(row + 1) * l];
+        // `window` is the raw item sequence the views are made from.
+        let window: &[i32] = match cfg.objective {
+            Objective::Causal => {
+                let first = (start + 1).max(end.saturating_sub(l));
+                let pad = l - (end - first);
+                for (j, p) in (first..end).enumerate() {
+                    inputs[pad + j] = items[p - 1] as i64;
+                    targets[pad + j] = items[p] as i64;
+                }
+                &items[first - 1..end - 1]
+            }
+            Objective::Cloze { mask_prob } => {
+                let first = start.max(end.saturating_sub(l));
+                let pad = l - (end - first);
+                let mask_token = seqs.n_items as i64 + 1;
+                let mut any = false;
+                for (j, p) in (first..end).enumerate() {
+                    if rng.unit() < mask_prob {
+                        inputs[pad + j] = mask_token;
+                        targets[pad + j] = items[p] as i64;
+                        any = true;
+                    } else {
+                        inputs[pad + j] = items[p] as i64;
+                    }
+                }
+                if !any {
+                    // Every sample teaches something: mask one position when chance masked none.
+                    let j = pad + rng.below((end - first) as u64) as usize;
+                    targets[j] = inputs[j];
+                    inputs[j] = mask_token;
+                }
+                &items[first..end]
+            }
+        };
+        if cfg.n_negatives > 0 {
+            history.extend(seqs.train(user));
+            let n = cfg.n_negatives;
+            let negatives = &mut out.negatives[row * l * n..(row + 1) * l * n];
+            for (j, &t) in targets.iter().enumerate() {
+                if t != 0 {
+                    for k in 0..n {
+                        negatives[j * n + k] = s.sampler.draw_excluding(&mut rng, history) as i64;
+                    }
+                }
+            }
+            history.clear();
+        }
+        if let Some(views) = &cfg.views {
+            let mask_token = seqs.n_items as i64 + 1;
+            for view in out.views.iter_mut() {
+                let kind = views.augmentations[rng.below(views.augmentations.len() as u64) as usize];
+                augment(kind, window, views.fraction, mask_token, &mut rng, &mut view[row * l..(row + 1) * l]);
+            }
+        }
+    }
+}
+
+impl BatchMaker for EpochBatches {
+    fn n_batches(&self) -> usize {
+        self.stream.n_batches()
+    }
+
+    fn make(&self, index: usize) -> Result<Batch, String> {
+        let cfg = &self.stream.config;
+        let (b, l, n) = (cfg.batch_size, cfg.max_len, cfg.n_negatives);
+        let rows = &self.samples[index * b..((index + 1) * b).min(self.samples.len())];
+        let r = rows.len();
+        let view_len = if cfg.views.is_some() { r * l } else { 0 };
+        let mut out = Rows {
+            inputs: vec![0; r * l],
+            targets: vec![0; r * l],
+            negatives: vec![0; r * l * n],
+            views: [vec![0; view_len], vec![0; view_len]],
+        };
+        let mut history = ItemSet::new(self.stream.seqs.n_items + 1);
+        for (row, &sample) in rows.iter().enumerate() {
+            self.fill_row(sample, row, &mut out, &mut history);
+        }
+        let mut batch = vec![
+            Array { name: "inputs", shape: vec![r, l], data: out.inputs },
+            Array { name: "targets", shape: vec![r, l], data: out.targets },
+            Array { name: "users", shape: vec![r], data: rows.iter().map(|s| s.user as i64).collect() },
+        ];
+        if n > 0 {
+            batch.push(Array { name: "negatives", shape: vec![r, l, n], data: out.negatives });
+        }
+        if cfg.views.is_some() {
+            let [v1, v2] = out.views;
+            batch.push(Array { name: "view1", shape: vec![r, l], data: v1 });
+            batch.push(Array { name: "view2", shape: vec![r, l], data: v2 });
+        }
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prefetch::Prefetcher;
+    use crate::synth::{synthesize, SynthConfig};
+
+    fn config(window: Window, rank: usize, world_size: usize) -> TrainConfig {
+        TrainConfig {
+            batch_size: 16,
+            max_len: 10,
+            objective: Objective::Causal,
+            window,
+            n_negatives: 2,
+            seed: 1,
+            rank,
+            world_size,
+            shuffle: true,
+            drop_last: false,
+            views: None,
+        }
+    }
+
+    fn stream(window: Window, rank: usize, world_size: usize) -> Arc<TrainStream> {
+        let seqs = Arc::new(synthesize(&SynthConfig::preset("tiny", 0).unwrap()).unwrap());
+        let sampler = Arc::new(ItemSampler::Uniform { n_items: seqs.n_items });
+        Arc::new(TrainStream::new(seqs, config(window, rank, world_size), sampler).unwrap())
+    }
+
+    fn all_batches(stream: &Arc<TrainStream>, epoch: u64, threads: usize) -> Vec<Batch> {
+        let mut prefetcher = Prefetcher::new(Arc::new(stream.epoch(epoch)), 0, threads);
+        std::iter::from_fn(|| prefetcher.next_batch()).map(|b| b.unwrap()).collect()
+    }
+
+    #[test]
+    fn batches_do_not_depend_on_the_thread_count() {
+        let s = stream(Window::Sliding, 0, 1);
+        let reference = all_batches(&s, 3, 0);
+        for threads in [1, 2, 3] {
+            let other = all_batches(&s, 3, threads);
+            assert_eq!(reference.len(), other.len());
+            for (a, b) in reference.iter().zip(&other) {
+                for (x, y) in a.iter().zip(b) {
+                    assert_eq!(x.data, y.data, "{} differs with {threads} threads", x.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sliding_windows_cover_each_training_target_once_across_shards() {
+        let world = 3;
+        let seqs = stream(Window::Sliding, 0, world).seqs.clone();
+        let mut seen = vec![0usize; seqs.items.len()];
+        for rank in 0..world {
+            let s = stream(Window::Sliding, rank, world);
+            for sample in s.epoch_samples(0) {
+                let start = seqs.start(sample.user as usize);
+                let first = (start + 1).max((sample.end as usize).saturating_sub(10));
+                for p in first..sample.end as usize {
+                    seen[p] += 1;
+                }
+            }
+        }
+        for u in 0..seqs.n_users() {
+            for p in seqs.start(u) + 1..seqs.train_end(u) {
+                assert_eq!(seen[p], 1, "user {u} position {p}");
+            }
+            for p in seqs.train_end(u)..seqs.offsets[u + 1] as usize {
+                assert_eq!(seen[p], 0, "held-out position {p} of user {u} used in training");
+            }
+        }
+    }
+
+    #[test]
+    fn negatives_avoid_the_history_and_padding_has_none() {
+        let s = stream(Window::Last, 0, 1);
+        for batch in all_batches(&s, 0, 2) {
+            let get = |name: &str| batch.iter().find(|a| a.name == name).unwrap();
+            let (users, targets, negatives) = (get("users"), get("targets"), get("negatives"));
+            for (row, &u) in users.data.iter().enumerate() {
+                let history = s.seqs.train(u as usize);
+                for j in 0..10 {
+                    for k in 0..2 {
+                        let neg = negatives.data[(row * 10 + j) * 2 + k];
+                        if targets.data[row * 10 + j] == 0 {
+                            assert_eq!(neg, 0);
+                        } else {
+                            assert!(neg >= 1 && !history.contains(&(neg as i32)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

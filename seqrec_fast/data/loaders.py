@@ -1,0 +1,166 @@
+"""Batch loaders over the Rust batch streams. Batches are dicts of int64 numpy arrays that
+`torch.from_numpy` wraps without copying; they are built on background threads without the GIL
+and depend only on (seed, epoch), never on `num_threads`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .. import _loader
+
+Batch = dict[str, np.ndarray]
+
+MODES = ("causal", "cloze")
+WINDOWS = ("last", "sliding")
+SAMPLERS = ("uniform", "popularity")
+AUGMENTATIONS = ("mask", "crop", "reorder")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainLoaderConfig:
+    """How training batches are built.
+
+    mode: "causal" (next-item targets at every position: SASRec, NextItNet, GRU4Rec) or "cloze"
+      (masked items, mask token n_items + 1, with probability `mask_prob`: BERT4Rec).
+    window: "last" (one sample per user: the last max_len positions of its training sequence) or
+      "sliding" (the training sequence cut into windows of max_len targets from the end, so that
+      every training interaction is a target exactly once per epoch).
+    n_negatives: negatives per target position, drawn by `negative_sampler` ("uniform" or
+      "popularity" over training counts), never an item of the user's training sequence.
+    augmentations: if set (subset of "mask", "crop", "reorder"), batches also hold "view1" and
+      "view2": two augmented views of each input sequence, each destroying `augment_fraction`.
+    rank / world_size: users are split disjointly between ranks; together they make one epoch.
+    """
+
+    batch_size: int = 256
+    max_len: int = 50
+    mode: str = "causal"
+    window: str = "last"
+    n_negatives: int = 0
+    negative_sampler: str = "uniform"
+    mask_prob: float = 0.2
+    augmentations: tuple[str, ...] | None = None
+    augment_fraction: float = 0.25
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    num_threads: int = 1
+    shuffle: bool = True
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("window", self.window, WINDOWS)
+        _check_choice("negative_sampler", self.negative_sampler, SAMPLERS)
+        for name in self.augmentations or ():
+            _check_choice("augmentation", name, AUGMENTATIONS)
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0 builds batches in the calling thread), got {self.num_threads}")
+
+
+class TrainLoader:
+    """`len(loader)` batches per epoch on this rank; `loader.epoch(e)` iterates over them.
+
+    Each batch: "inputs" int64 [B, L] left-padded with 0; "targets" int64 [B, L] (causal: the
+    next item, cloze: the masked item, 0 elsewhere); "users" int64 [B]; "negatives" int64
+    [B, L, n] when n_negatives > 0 (0 where the target is 0); "view1"/"view2" int64 [B, L] with
+    augmentations. The last batch may be smaller unless drop_last.
+    """
+
+    def __init__(self, sequences: _loader.Sequences, config: TrainLoaderConfig):
+        self.config = config
+        self._stream = _loader.TrainStream(
+            sequences,
+            config.batch_size,
+            config.max_len,
+            objective=config.mode,
+            window=config.window,
+            n_negatives=config.n_negatives,
+            negative_sampler=config.negative_sampler,
+            mask_prob=config.mask_prob,
+            seed=config.seed,
+            rank=config.rank,
+            world_size=config.world_size,
+            shuffle=config.shuffle,
+            drop_last=config.drop_last,
+            augmentations=list(config.augmentations) if config.augmentations else None,
+            augment_fraction=config.augment_fraction,
+        )
+
+    def __len__(self) -> int:
+        return len(self._stream)
+
+    @property
+    def n_samples(self) -> int:
+        """Sequences (or windows) per epoch on this rank."""
+        return self._stream.n_samples
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """The batches of `epoch` from `start_batch` on (exact resume after an interruption)."""
+        if epoch < 0 or start_batch < 0:
+            raise ValueError(f"epoch and start_batch must be >= 0, got {epoch} and {start_batch}")
+        return self._stream.epoch(epoch, start_batch, self.config.num_threads)
+
+
+@dataclass(frozen=True)
+class EvalLoaderConfig:
+    """Evaluation batches for split "valid" or "test".
+
+    n_sampled_negatives: if > 0, each user also gets that many distinct negatives drawn by
+    `negative_sampler`, never the target or an item of its history; they depend only on (seed,
+    split, user), so every evaluation ranks the same candidates.
+    """
+
+    split: str = "valid"
+    batch_size: int = 512
+    max_len: int = 50
+    n_sampled_negatives: int = 0
+    negative_sampler: str = "uniform"
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("split", self.split, ("valid", "test"))
+        _check_choice("negative_sampler", self.negative_sampler, SAMPLERS)
+
+
+class EvalLoader:
+    """Iterating yields batches: "inputs" int64 [B, L] (the items before the target, left
+    padded), "targets" int64 [B], "users" int64 [B], "history_offsets" int64 [B + 1] and
+    "history_items" int64 [nnz] (the distinct items before the target, the target itself
+    excluded: what a full ranking filters out), and "negatives" int64 [B, n] if requested."""
+
+    def __init__(self, sequences: _loader.Sequences, config: EvalLoaderConfig):
+        self.config = config
+        self._stream = _loader.EvalStream(
+            sequences,
+            config.split,
+            config.batch_size,
+            config.max_len,
+            config.n_sampled_negatives,
+            config.negative_sampler,
+            config.seed,
+            config.rank,
+            config.world_size,
+        )
+
+    def __len__(self) -> int:
+        return len(self._stream)
+
+    @property
+    def n_users(self) -> int:
+        """Users evaluated on this rank."""
+        return self._stream.n_users
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self._stream.batches(self.config.num_threads)

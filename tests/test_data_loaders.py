@@ -1,0 +1,264 @@
+"""Training and evaluation batches: coverage, sharding, negatives, padding, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from seqrec_fast.data import from_interactions, synthesize
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synthesize("tiny", seed=0)
+
+
+def all_batches(loader, epoch=0, start_batch=0):
+    return list(loader.epoch(epoch, start_batch))
+
+
+def training_targets(batches):
+    """(user, item) of every non-padding target, counting repeats."""
+    pairs = []
+    for b in batches:
+        rows, cols = np.nonzero(b["targets"])
+        pairs += list(zip(b["users"][rows].tolist(), b["targets"][rows, cols].tolist()))
+    return pairs
+
+
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_sliding_epoch_covers_every_training_interaction_once_across_shards(tiny, world_size):
+    seen = []
+    users_per_rank = []
+    for rank in range(world_size):
+        loader = tiny.train_loader(batch_size=32, max_len=7, window="sliding", rank=rank, world_size=world_size, seed=5)
+        batches = all_batches(loader, epoch=2)
+        assert len(batches) == len(loader)
+        seen += training_targets(batches)
+        users_per_rank.append({u for b in batches for u in b["users"].tolist()})
+    expected = [(u, int(x)) for u in range(tiny.n_users) for x in tiny.train_sequence(u)[1:]]
+    assert sorted(seen) == sorted(expected)
+    for a in range(world_size):
+        for b in range(a + 1, world_size):
+            assert not users_per_rank[a] & users_per_rank[b]
+
+
+def test_causal_inputs_are_shifted_targets_and_left_padded(tiny):
+    loader = tiny.train_loader(batch_size=16, max_len=40, shuffle=False)
+    batch = next(iter(loader.epoch(0)))
+    for row, user in enumerate(batch["users"]):
+        train = tiny.train_sequence(user)
+        n = min(len(train) - 1, 40)
+        inputs, targets = batch["inputs"][row], batch["targets"][row]
+        assert np.all(inputs[: 40 - n] == 0) and np.all(targets[: 40 - n] == 0)
+        np.testing.assert_array_equal(targets[40 - n:], train[len(train) - n:])
+        np.testing.assert_array_equal(inputs[40 - n:], train[len(train) - n - 1: -1])
+
+
+def test_truncation_keeps_the_most_recent_items(tiny):
+    loader = tiny.train_loader(batch_size=300, max_len=3, shuffle=False)
+    batch = next(iter(loader.epoch(0)))
+    for row, user in enumerate(batch["users"]):
+        train = tiny.train_sequence(user)
+        np.testing.assert_array_equal(batch["targets"][row], train[-3:])
+        np.testing.assert_array_equal(batch["inputs"][row], train[-4:-1])
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+@pytest.mark.parametrize("mode", ["causal", "cloze"])
+def test_negatives_never_come_from_the_users_history(tiny, sampler, mode):
+    loader = tiny.train_loader(batch_size=64, max_len=20, n_negatives=3, negative_sampler=sampler, mode=mode)
+    for batch in loader.epoch(1):
+        assert batch["negatives"].shape == batch["targets"].shape + (3,)
+        for row, user in enumerate(batch["users"]):
+            history = set(tiny.train_sequence(user).tolist())
+            has_target = batch["targets"][row] != 0
+            negatives = batch["negatives"][row]
+            assert np.all(negatives[~has_target] == 0)
+            drawn = negatives[has_target].ravel().tolist()
+            assert all(1 <= x <= tiny.n_items for x in drawn)
+            assert not history & set(drawn)
+
+
+def test_popularity_sampler_prefers_popular_items(tiny):
+    def negative_counts(sampler):
+        loader = tiny.train_loader(batch_size=300, max_len=50, n_negatives=5, negative_sampler=sampler)
+        drawn = np.concatenate([b["negatives"].ravel() for b in loader.epoch(0)])
+        return np.bincount(drawn, minlength=tiny.n_items + 1)[1:]
+
+    top = np.argsort(tiny.item_counts()[1:])[-15:]
+    popular, uniform = negative_counts("popularity"), negative_counts("uniform")
+    # Histories exclude many popular items in this small catalogue, so compare with uniform draws.
+    assert popular[top].sum() > 1.5 * uniform[top].sum()
+
+
+def test_cloze_masks_with_the_mask_token(tiny):
+    loader = tiny.train_loader(batch_size=300, max_len=30, mode="cloze", mask_prob=0.3)
+    batch = next(iter(loader.epoch(0)))
+    masked = batch["inputs"] == tiny.mask_token
+    assert np.array_equal(masked, batch["targets"] != 0)
+    assert masked.any(axis=1).all()  # every row teaches something
+    fraction = masked.sum() / (batch["inputs"] != 0).sum()
+    assert 0.2 < fraction < 0.4
+    for row, user in enumerate(batch["users"]):
+        train = tiny.train_sequence(user)[-30:]
+        restored = np.where(masked[row], batch["targets"][row], batch["inputs"][row])
+        np.testing.assert_array_equal(restored[30 - len(train):], train)
+
+
+def test_contrastive_views(tiny):
+    loader = tiny.train_loader(batch_size=64, max_len=30, augmentations=("mask", "crop", "reorder"), augment_fraction=0.5)
+    batch = next(iter(loader.epoch(0)))
+    assert batch["view1"].shape == batch["view2"].shape == (64, 30)
+    assert not np.array_equal(batch["view1"], batch["view2"])
+    for row in range(64):
+        source = batch["inputs"][row][batch["inputs"][row] != 0]
+        for view in (batch["view1"][row], batch["view2"][row]):
+            kept = view[(view != 0) & (view != tiny.mask_token)]
+            assert set(kept.tolist()) <= set(source.tolist())
+            assert 0 < (view != 0).sum() <= len(source)
+
+
+@pytest.mark.parametrize("threads", [0, 2, 3])
+def test_batches_are_the_same_whatever_the_thread_count(tiny, threads):
+    options = dict(batch_size=24, max_len=12, n_negatives=2, window="sliding", mode="cloze",
+                   augmentations=("crop",), seed=9)
+    reference = all_batches(tiny.train_loader(num_threads=1, **options), epoch=4)
+    other = all_batches(tiny.train_loader(num_threads=threads, **options), epoch=4)
+    assert len(reference) == len(other)
+    for a, b in zip(reference, other):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_epochs_differ_seeds_differ_and_resume_is_exact(tiny):
+    loader = tiny.train_loader(batch_size=32, max_len=10, n_negatives=1)
+    epoch0, epoch1 = all_batches(loader, 0), all_batches(loader, 1)
+    assert not np.array_equal(epoch0[0]["users"], epoch1[0]["users"])
+    resumed = all_batches(loader, 1, start_batch=4)
+    assert len(resumed) == len(epoch1) - 4
+    for a, b in zip(epoch1[4:], resumed):
+        np.testing.assert_array_equal(a["negatives"], b["negatives"])
+    other_seed = all_batches(tiny.train_loader(batch_size=32, max_len=10, n_negatives=1, seed=1), 0)
+    assert not np.array_equal(epoch0[0]["users"], other_seed[0]["users"])
+
+
+def test_batches_wrap_into_torch_without_copy(tiny):
+    torch = pytest.importorskip("torch")
+    batch = next(iter(tiny.train_loader(batch_size=8, max_len=5).epoch(0)))
+    tensor = torch.from_numpy(batch["inputs"])
+    assert tensor.data_ptr() == batch["inputs"].ctypes.data and tensor.dtype == torch.int64
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_evaluation_batches(tiny, split):
+    loader = tiny.eval_loader(split=split, batch_size=50, max_len=10, n_sampled_negatives=20, seed=3)
+    positions = tiny.valid_pos if split == "valid" else tiny.test_pos
+    users = []
+    for batch in loader:
+        for row, user in enumerate(batch["users"]):
+            users.append(int(user))
+            pos = positions[user]
+            target = tiny.items[pos]
+            before = tiny.items[tiny.offsets[user]:pos]
+            assert batch["targets"][row] == target
+            shown = before[-10:]
+            np.testing.assert_array_equal(batch["inputs"][row][10 - len(shown):], shown)
+            a, b = batch["history_offsets"][row], batch["history_offsets"][row + 1]
+            assert batch["history_items"][a:b].tolist() == sorted(set(before.tolist()) - {target})
+            negatives = batch["negatives"][row].tolist()
+            assert len(set(negatives)) == 20
+            assert not set(negatives) & (set(before.tolist()) | {target})
+    assert users == [u for u in range(tiny.n_users) if positions[u] >= 0]
+    again = next(iter(loader))
+    assert np.array_equal(again["negatives"], next(iter(loader))["negatives"])
+    if split == "test":  # test histories include the validation item
+        assert all(tiny.valid_pos[u] < tiny.test_pos[u] for u in users)
+
+
+def test_evaluation_negatives_do_not_depend_on_batching_or_sharding(tiny):
+    def negatives_by_user(**options):
+        out = {}
+        for rank in range(options.pop("world_size", 1)):
+            for batch in tiny.eval_loader(n_sampled_negatives=5, rank=rank, **options):
+                out.update(zip(batch["users"].tolist(), batch["negatives"].tolist()))
+        return out
+
+    single = negatives_by_user(batch_size=512)
+    assert single == negatives_by_user(batch_size=7, world_size=1)
+    sharded = {}
+    for rank in range(2):
+        for batch in tiny.eval_loader(n_sampled_negatives=5, rank=rank, world_size=2):
+            sharded.update(zip(batch["users"].tolist(), batch["negatives"].tolist()))
+    assert sharded == single
+
+
+def test_splits_are_disjoint_leave_one_out(tiny):
+    for u in range(tiny.n_users):
+        start, end = tiny.offsets[u], tiny.offsets[u + 1]
+        assert tiny.train_end[u] == end - 2 == tiny.valid_pos[u] and tiny.test_pos[u] == end - 1
+
+
+def test_temporal_split(tiny):
+    ds = tiny.with_split("temporal", valid_fraction=0.1, test_fraction=0.1)
+    t_valid = np.quantile(ds.times, 0.8, method="lower")
+    for u in range(ds.n_users):
+        start, end = ds.offsets[u], ds.offsets[u + 1]
+        train_times = ds.times[start:ds.train_end[u]]
+        assert np.all(train_times < ds.times[ds.valid_pos[u]]) if ds.valid_pos[u] >= 0 else True
+        if ds.test_pos[u] >= 0:
+            assert ds.valid_pos[u] < ds.test_pos[u]
+            assert ds.times[ds.test_pos[u]] >= ds.times[ds.valid_pos[u]] if ds.valid_pos[u] >= 0 else True
+    stats = ds.stats()
+    assert stats["split"] == "temporal" and 0 < stats["test_targets"] < ds.n_users
+    assert stats["train_interactions"] < tiny.stats()["train_interactions"]
+    assert abs(ds.train_end - ds.offsets[:-1]).sum() == stats["train_interactions"]
+    assert np.all(ds.times[ds.offsets[:-1][ds.valid_pos >= 0]] < t_valid + 1)
+
+
+def test_bad_loader_options_are_rejected(tiny):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        tiny.train_loader(mode="autoregressive")
+    with pytest.raises(ValueError, match="rank must be in"):
+        tiny.train_loader(rank=2, world_size=2)
+    with pytest.raises(ValueError, match="mask_prob"):
+        tiny.train_loader(mode="cloze", mask_prob=0.0)
+    with pytest.raises(ValueError, match="below the 150 items"):
+        tiny.eval_loader(n_sampled_negatives=150)
+
+
+@st.composite
+def interaction_logs(draw):
+    n = draw(st.integers(1, 120))
+    users = draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))
+    items = draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))
+    times = draw(st.lists(st.integers(0, 50), min_size=n, max_size=n))
+    return users, items, times
+
+
+@settings(max_examples=40, deadline=None)
+@given(log=interaction_logs(), max_len=st.integers(1, 6), world_size=st.integers(1, 3), n_neg=st.integers(0, 2))
+def test_random_logs_keep_the_invariants(log, max_len, world_size, n_neg):
+    users, items, times = log
+    ds = from_interactions(users, items, times)
+    # CSR: every user's items in time order; split targets after the training part
+    assert ds.offsets[-1] == ds.n_interactions <= len(users)
+    for u in range(ds.n_users):
+        assert np.all(np.diff(ds.times[ds.offsets[u]:ds.offsets[u + 1]]) >= 0)
+    targets = []
+    for rank in range(world_size):
+        loader = ds.train_loader(batch_size=4, max_len=max_len, window="sliding", n_negatives=n_neg,
+                                 rank=rank, world_size=world_size, num_threads=2)
+        for batch in loader.epoch(0):
+            targets += training_targets([batch])
+            if n_neg:
+                for row, user in enumerate(batch["users"]):
+                    history = set(ds.train_sequence(user).tolist())
+                    drawn = batch["negatives"][row][batch["targets"][row] != 0].ravel()
+                    assert not history & set(drawn[drawn != 0].tolist())
+                    # 0 only when the user has seen every item
+                    assert np.all(drawn != 0) or len(history) == ds.n_items
+    expected = [(u, int(x)) for u in range(ds.n_users) for x in ds.train_sequence(u)[1:]]
+    assert sorted(targets) == sorted(expected)
