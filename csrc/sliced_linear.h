@@ -1,0 +1,31 @@
+// sliced_linear: row n computes x[n, :in_n] W[:out_n, :in_n]^T + b[:out_n], zero beyond out_n.
+// Rows are grouped by route (in_n, out_n) and each group runs one GEMM on the weight slice it
+// uses, reading the rows in place through strided views, so the work is the FLOPs needed. The
+// implementation is ATen GEMMs plus one gather and one scatter, and serves CPU and CUDA tensors;
+// on CUDA, per-row routes cost one device-to-host copy (the group sizes) per call.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <tuple>
+
+namespace seqrec_fast::sliced_linear_impl {
+
+at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                   int64_t in_features, int64_t out_features);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x,
+                                                        const at::Tensor& weight, int64_t in_features,
+                                                        int64_t out_features, std::array<bool, 2> output_mask);
+
+at::Tensor routed_forward(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                          const at::Tensor& in_features, const at::Tensor& out_features);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> routed_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                               const at::Tensor& weight,
+                                                               const at::Tensor& in_features,
+                                                               const at::Tensor& out_features,
+                                                               std::array<bool, 2> output_mask);
+
+}  // namespace seqrec_fast::sliced_linear_impl
