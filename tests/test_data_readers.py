@@ -145,3 +145,9 @@ def test_single_interaction_users_train_only_and_are_logged(caplog):
     assert list(ds.test_pos) == [-1, 2, 5]
     assert "2 users have no validation target and 1 no test target" in caplog.text
     assert from_interactions([1, 2, 2, 3, 3, 3], [1, 1, 2, 1, 2, 3], min_seq_len=3).n_users == 1
+
+
+def test_recbole_non_numeric_float_field_names_line_and_column(tmp_path):
+    path = write(tmp_path / "x.inter", "extra:token\tuser_id:token\titem_id:token\ttimestamp:float\na\t1\t2\t3\nb\t1\t3\tsoon\n")
+    with pytest.raises(DataFormatError, match=r"line 3: time 'soon' is not a number"):
+        prepare_dataset(path)

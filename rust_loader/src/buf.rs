@@ -21,7 +21,9 @@ impl<T> Clone for Buf<T> {
     fn clone(&self) -> Self {
         match self {
             Buf::Owned(v) => Buf::Owned(Arc::clone(v)),
-            Buf::Mapped { map, offset, len, .. } => Buf::Mapped {
+            Buf::Mapped {
+                map, offset, len, ..
+            } => Buf::Mapped {
                 map: Arc::clone(map),
                 offset: *offset,
                 len: *len,
@@ -40,7 +42,12 @@ impl<T: Copy> Buf<T> {
     pub fn mapped(map: &Arc<Mmap>, offset: usize, len: usize) -> Self {
         assert!(offset + len * std::mem::size_of::<T>() <= map.len());
         assert_eq!(offset % std::mem::align_of::<T>(), 0);
-        Buf::Mapped { map: Arc::clone(map), offset, len, _elem: PhantomData }
+        Buf::Mapped {
+            map: Arc::clone(map),
+            offset,
+            len,
+            _elem: PhantomData,
+        }
     }
 
     pub fn is_mapped(&self) -> bool {
@@ -56,9 +63,9 @@ impl<T: Copy> Deref for Buf<T> {
             Buf::Owned(v) => v.as_slice(),
             // SAFETY: `mapped` checked bounds and alignment; the map is read-only and lives as
             // long as this Buf holds its Arc; T is a plain integer type.
-            Buf::Mapped { map, offset, len, .. } => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().add(*offset) as *const T, *len)
-            },
+            Buf::Mapped {
+                map, offset, len, ..
+            } => unsafe { std::slice::from_raw_parts(map.as_ptr().add(*offset) as *const T, *len) },
         }
     }
 }

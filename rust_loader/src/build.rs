@@ -3,7 +3,7 @@
 //! the surviving ids and split.
 
 use crate::buf::Buf;
-use crate::remap::{remap, IdColumn, Remapped, Uniques};
+use crate::remap::{IdColumn, Remapper, Uniques};
 use crate::sequences::{IdMap, Sequences};
 use crate::split;
 use rayon::prelude::*;
@@ -19,7 +19,10 @@ pub enum TimeColumn<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum SplitKind {
     LeaveOneOut,
-    Temporal { valid_fraction: f64, test_fraction: f64 },
+    Temporal {
+        valid_fraction: f64,
+        test_fraction: f64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -53,31 +56,57 @@ pub struct RowError {
 
 impl RowError {
     fn at(column: &'static str, row: usize, message: String) -> Self {
-        RowError { column, row: Some(row), message }
+        RowError {
+            column,
+            row: Some(row),
+            message,
+        }
     }
     fn whole(column: &'static str, message: String) -> Self {
-        RowError { column, row: None, message }
+        RowError {
+            column,
+            row: None,
+            message,
+        }
     }
 }
 
-fn collect_times(column: &TimeColumn) -> Result<Vec<i64>, RowError> {
+/// Appends a chunk list of times to `out`, which holds all earlier rows (so rows in errors count
+/// from the start of the input).
+fn append_times(column: &TimeColumn, out: &mut Vec<i64>) -> Result<(), RowError> {
     match column {
-        TimeColumn::RowOrder(n) => Ok((0..*n as i64).collect()),
+        TimeColumn::RowOrder(n) => out.extend(out.len() as i64..(out.len() + n) as i64),
         TimeColumn::Int(chunks) => {
-            let times: Vec<i64> = chunks.concat();
-            if let Some(row) = times.par_iter().position_first(|&t| t < 0) {
-                return Err(RowError::at("time", row, format!("timestamp {} is negative; expected a time >= 0", times[row])));
+            for chunk in chunks {
+                if let Some(i) = chunk.iter().position(|&t| t < 0) {
+                    let row = out.len() + i;
+                    return Err(RowError::at(
+                        "time",
+                        row,
+                        format!("timestamp {} is negative; expected a time >= 0", chunk[i]),
+                    ));
+                }
+                out.extend_from_slice(chunk);
             }
-            Ok(times)
         }
         TimeColumn::Float(chunks) => {
-            let values: Vec<f64> = chunks.concat();
-            if let Some(row) = values.par_iter().position_first(|t| !t.is_finite() || *t < 0.0 || *t >= 9.2e18) {
-                return Err(RowError::at("time", row, format!("timestamp {} is not a finite number >= 0", values[row])));
+            for chunk in chunks {
+                if let Some(i) = chunk
+                    .iter()
+                    .position(|t| !t.is_finite() || *t < 0.0 || *t >= 9.2e18)
+                {
+                    let row = out.len() + i;
+                    return Err(RowError::at(
+                        "time",
+                        row,
+                        format!("timestamp {} is not a finite number >= 0", chunk[i]),
+                    ));
+                }
+                out.extend(chunk.iter().map(|&t| t.floor() as i64));
             }
-            Ok(values.par_iter().map(|&t| t.floor() as i64).collect())
         }
     }
+    Ok(())
 }
 
 /// Row indexes grouped by user code (counting sort, stable) and, within each user, stably sorted
@@ -104,12 +133,20 @@ fn sort_rows(user_codes: &[u32], n_users: usize, times: &[i64]) -> (Vec<u32>, Ve
         rest = tail;
     }
     // Rows of a segment are in file order already, so a stable sort by time breaks ties by it.
-    segments.par_iter_mut().for_each(|seg| seg.sort_by_key(|&row| times[row as usize]));
+    segments
+        .par_iter_mut()
+        .for_each(|seg| seg.sort_by_key(|&row| times[row as usize]));
     (perm, bounds)
 }
 
 /// Marks rows that repeat the (item, time) of an earlier row of the same user.
-fn mark_duplicates(perm: &[u32], bounds: &[usize], items: &[u32], times: &[i64], keep: &mut [bool]) -> usize {
+fn mark_duplicates(
+    perm: &[u32],
+    bounds: &[usize],
+    items: &[u32],
+    times: &[i64],
+    keep: &mut [bool],
+) -> usize {
     let mut dropped = 0;
     for w in bounds.windows(2) {
         let mut i = w[0];
@@ -162,7 +199,9 @@ fn filter_cores(
         for u in 0..n_users {
             let drop_user = user_counts[u] < min_user;
             for p in bounds[u]..bounds[u + 1] {
-                if keep[p] && (drop_user || item_counts[items[perm[p] as usize] as usize] < min_item) {
+                if keep[p]
+                    && (drop_user || item_counts[items[perm[p] as usize] as usize] < min_item)
+                {
                     keep[p] = false;
                     changed = true;
                 }
@@ -177,7 +216,9 @@ fn filter_cores(
 /// The raw ids of the surviving codes, as an export map.
 fn surviving_ids(uniques: &Uniques, survivors: &[usize]) -> IdMap {
     match uniques {
-        Uniques::Int(values) => IdMap::Int(Buf::owned(survivors.iter().map(|&c| values[c]).collect())),
+        Uniques::Int(values) => {
+            IdMap::Int(Buf::owned(survivors.iter().map(|&c| values[c]).collect()))
+        }
         Uniques::Str { offsets, data } => {
             let mut new_offsets = Vec::with_capacity(survivors.len() + 1);
             let mut new_data = Vec::new();
@@ -186,95 +227,179 @@ fn surviving_ids(uniques: &Uniques, survivors: &[usize]) -> IdMap {
                 new_data.extend_from_slice(&data[offsets[c] as usize..offsets[c + 1] as usize]);
                 new_offsets.push(new_data.len() as i64);
             }
-            IdMap::Str { offsets: Buf::owned(new_offsets), data: Buf::owned(new_data) }
+            IdMap::Str {
+                offsets: Buf::owned(new_offsets),
+                data: Buf::owned(new_data),
+            }
         }
     }
 }
 
+/// Accumulates interaction columns chunk by chunk (so the caller can free each chunk after
+/// handing it over), then builds the sequences. After an error from `add` the builder must be
+/// discarded.
+#[derive(Default)]
+pub struct Builder {
+    users: Remapper,
+    items: Remapper,
+    user_codes: Vec<u32>,
+    item_codes: Vec<u32>,
+    times: Vec<i64>,
+}
+
+impl Builder {
+    pub fn rows(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn add(
+        &mut self,
+        users: &IdColumn,
+        items: &IdColumn,
+        times: &TimeColumn,
+    ) -> Result<(), RowError> {
+        let n = users.len();
+        if items.len() != n {
+            return Err(RowError::whole(
+                "item",
+                format!("has {} rows but the user column has {n}", items.len()),
+            ));
+        }
+        let n_times = match times {
+            TimeColumn::RowOrder(k) => *k,
+            TimeColumn::Int(chunks) => chunks.iter().map(|c| c.len()).sum(),
+            TimeColumn::Float(chunks) => chunks.iter().map(|c| c.len()).sum(),
+        };
+        if n_times != n {
+            return Err(RowError::whole(
+                "time",
+                format!("has {n_times} rows but the user column has {n}"),
+            ));
+        }
+        // Validate times first so that a bad chunk leaves the builder unchanged.
+        let rows_before = self.times.len();
+        append_times(times, &mut self.times).inspect_err(|_| self.times.truncate(rows_before))?;
+        self.users
+            .extend(users, &mut self.user_codes)
+            .map_err(|m| RowError::whole("user", m))?;
+        self.items
+            .extend(items, &mut self.item_codes)
+            .map_err(|m| RowError::whole("item", m))?;
+        Ok(())
+    }
+
+    pub fn finish(self, options: &BuildOptions) -> Result<(Sequences, BuildReport), RowError> {
+        let Builder {
+            users,
+            items,
+            mut user_codes,
+            mut item_codes,
+            times,
+        } = self;
+        let n_rows = times.len();
+        let (user_rank, user_ids) = users.finish();
+        let (item_rank, item_ids) = items.finish();
+        user_codes
+            .par_iter_mut()
+            .for_each(|c| *c = user_rank[*c as usize]);
+        item_codes
+            .par_iter_mut()
+            .for_each(|c| *c = item_rank[*c as usize]);
+        let (perm, bounds) = sort_rows(&user_codes, user_ids.len(), &times);
+        drop(user_codes); // the segment bounds carry the user from here on
+
+        let mut report = BuildReport {
+            rows: n_rows,
+            ..Default::default()
+        };
+        let mut keep = vec![true; n_rows];
+        if options.drop_duplicates {
+            report.duplicates_dropped =
+                mark_duplicates(&perm, &bounds, &item_codes, &times, &mut keep);
+        }
+        let (user_counts, item_counts, rounds) = filter_cores(
+            &perm,
+            &bounds,
+            &item_codes,
+            item_ids.len(),
+            options.min_user.max(1),
+            options.min_item.max(1),
+            &mut keep,
+        );
+        report.filter_rounds = rounds;
+
+        let surviving_users: Vec<usize> = (0..user_counts.len())
+            .filter(|&u| user_counts[u] > 0)
+            .collect();
+        let surviving_items: Vec<usize> = (0..item_counts.len())
+            .filter(|&i| item_counts[i] > 0)
+            .collect();
+        if surviving_items.len() >= i32::MAX as usize {
+            return Err(RowError::whole(
+                "item",
+                "more than 2^31 - 2 distinct items".into(),
+            ));
+        }
+        let mut new_item = vec![0i32; item_counts.len()];
+        for (k, &code) in surviving_items.iter().enumerate() {
+            new_item[code] = k as i32 + 1;
+        }
+        report.users_dropped = user_ids.len() - surviving_users.len();
+        report.items_dropped = item_ids.len() - surviving_items.len();
+
+        let mut offsets = Vec::with_capacity(surviving_users.len() + 1);
+        offsets.push(0i64);
+        let kept_rows: usize = user_counts.iter().sum();
+        let mut out_items = Vec::with_capacity(kept_rows);
+        let mut out_times = Vec::with_capacity(kept_rows);
+        for &u in &surviving_users {
+            for p in bounds[u]..bounds[u + 1] {
+                if keep[p] {
+                    let row = perm[p] as usize;
+                    out_items.push(new_item[item_codes[row] as usize]);
+                    out_times.push(times[row]);
+                }
+            }
+            offsets.push(out_items.len() as i64);
+        }
+        report.filtered_rows = n_rows - report.duplicates_dropped - kept_rows;
+
+        let split = match options.split {
+            SplitKind::Temporal {
+                valid_fraction,
+                test_fraction,
+            } if !out_times.is_empty() => {
+                let (t_valid, t_test) =
+                    split::temporal_cutoffs(&out_times, valid_fraction, test_fraction);
+                split::temporal(&offsets, &out_times, t_valid, t_test)
+            }
+            _ => split::leave_one_out(&offsets),
+        };
+        let sequences = Sequences {
+            n_items: surviving_items.len(),
+            offsets: Buf::owned(offsets),
+            items: Buf::owned(out_items),
+            times: Buf::owned(out_times),
+            split,
+            user_ids: surviving_ids(&user_ids, &surviving_users),
+            item_ids: surviving_ids(&item_ids, &surviving_items),
+            meta: String::new(),
+        };
+        Ok((sequences, report))
+    }
+}
+
+/// One-shot build from whole columns.
+#[cfg(test)]
 pub fn build(
     users: &IdColumn,
     items: &IdColumn,
     times: &TimeColumn,
     options: &BuildOptions,
 ) -> Result<(Sequences, BuildReport), RowError> {
-    let n_rows = users.len();
-    if items.len() != n_rows {
-        return Err(RowError::whole("item", format!("has {} rows but the user column has {n_rows}", items.len())));
-    }
-    if n_rows > u32::MAX as usize {
-        return Err(RowError::whole("user", format!("{n_rows} rows exceed the supported 2^32 - 1")));
-    }
-    let times = collect_times(times)?;
-    if times.len() != n_rows {
-        return Err(RowError::whole("time", format!("has {} rows but the user column has {n_rows}", times.len())));
-    }
-    let mut user_map = remap(users).map_err(|m| RowError::whole("user", m))?;
-    let item_map: Remapped = remap(items).map_err(|m| RowError::whole("item", m))?;
-    let (perm, bounds) = sort_rows(&user_map.codes, user_map.n_unique(), &times);
-    user_map.codes = Vec::new(); // the segment bounds carry the user from here on
-    let item_codes = &item_map.codes;
-
-    let mut report = BuildReport { rows: n_rows, ..Default::default() };
-    let mut keep = vec![true; n_rows];
-    if options.drop_duplicates {
-        report.duplicates_dropped = mark_duplicates(&perm, &bounds, item_codes, &times, &mut keep);
-    }
-    let (user_counts, item_counts, rounds) = filter_cores(
-        &perm, &bounds, item_codes, item_map.n_unique(), options.min_user.max(1), options.min_item.max(1), &mut keep,
-    );
-    report.filter_rounds = rounds;
-
-    let surviving_users: Vec<usize> = (0..user_counts.len()).filter(|&u| user_counts[u] > 0).collect();
-    let surviving_items: Vec<usize> = (0..item_counts.len()).filter(|&i| item_counts[i] > 0).collect();
-    if surviving_items.len() >= i32::MAX as usize {
-        return Err(RowError::whole("item", "more than 2^31 - 2 distinct items".into()));
-    }
-    let mut new_item = vec![0i32; item_counts.len()];
-    for (k, &code) in surviving_items.iter().enumerate() {
-        new_item[code] = k as i32 + 1;
-    }
-    report.users_dropped = user_map.n_unique() - surviving_users.len();
-    report.items_dropped = item_map.n_unique() - surviving_items.len();
-
-    let mut offsets = Vec::with_capacity(surviving_users.len() + 1);
-    offsets.push(0i64);
-    let kept_rows: usize = user_counts.iter().sum();
-    let mut out_items = Vec::with_capacity(kept_rows);
-    let mut out_times = Vec::with_capacity(kept_rows);
-    for &u in &surviving_users {
-        for p in bounds[u]..bounds[u + 1] {
-            if keep[p] {
-                let row = perm[p] as usize;
-                out_items.push(new_item[item_codes[row] as usize]);
-                out_times.push(times[row]);
-            }
-        }
-        offsets.push(out_items.len() as i64);
-    }
-    report.filtered_rows = n_rows - report.duplicates_dropped - kept_rows;
-
-    let split = match options.split {
-        SplitKind::LeaveOneOut => split::leave_one_out(&offsets),
-        SplitKind::Temporal { valid_fraction, test_fraction } => {
-            if out_times.is_empty() {
-                split::leave_one_out(&offsets)
-            } else {
-                let (t_valid, t_test) = split::temporal_cutoffs(&out_times, valid_fraction, test_fraction);
-                split::temporal(&offsets, &out_times, t_valid, t_test)
-            }
-        }
-    };
-    let sequences = Sequences {
-        n_items: surviving_items.len(),
-        offsets: Buf::owned(offsets),
-        items: Buf::owned(out_items),
-        times: Buf::owned(out_times),
-        split,
-        user_ids: surviving_ids(&user_map.uniques, &surviving_users),
-        item_ids: surviving_ids(&item_map.uniques, &surviving_items),
-        meta: String::new(),
-    };
-    Ok((sequences, report))
+    let mut builder = Builder::default();
+    builder.add(users, items, times)?;
+    builder.finish(options)
 }
 
 #[cfg(test)]
@@ -282,7 +407,12 @@ mod tests {
     use super::*;
 
     fn options(min_user: usize, min_item: usize) -> BuildOptions {
-        BuildOptions { min_user, min_item, drop_duplicates: true, split: SplitKind::LeaveOneOut }
+        BuildOptions {
+            min_user,
+            min_item,
+            drop_duplicates: true,
+            split: SplitKind::LeaveOneOut,
+        }
     }
 
     #[test]
@@ -290,7 +420,13 @@ mod tests {
         let users: &[i64] = &[7, 5, 7, 7, 5];
         let items: &[i64] = &[100, 200, 300, 400, 100];
         let times: &[i64] = &[3, 9, 1, 3, 2];
-        let (s, report) = build(&IdColumn::Int(vec![users]), &IdColumn::Int(vec![items]), &TimeColumn::Int(vec![times]), &options(1, 1)).unwrap();
+        let (s, report) = build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::Int(vec![times]),
+            &options(1, 1),
+        )
+        .unwrap();
         assert_eq!(report.rows, 5);
         assert_eq!(&s.offsets[..], &[0, 2, 5]);
         // items remapped: 100->1, 200->2, 300->3, 400->4
@@ -304,7 +440,13 @@ mod tests {
         let users: &[i64] = &[1, 1, 1, 1];
         let items: &[i64] = &[10, 20, 10, 10];
         let times: &[i64] = &[5, 5, 5, 6];
-        let (s, report) = build(&IdColumn::Int(vec![users]), &IdColumn::Int(vec![items]), &TimeColumn::Int(vec![times]), &options(1, 1)).unwrap();
+        let (s, report) = build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::Int(vec![times]),
+            &options(1, 1),
+        )
+        .unwrap();
         assert_eq!(report.duplicates_dropped, 1);
         assert_eq!(&s.items[..], &[1, 2, 1]);
     }
@@ -315,7 +457,13 @@ mod tests {
         // then must go too, which leaves item 20 with one interaction...
         let users: &[i64] = &[1, 1, 1, 2, 2, 3, 3];
         let items: &[i64] = &[10, 20, 11, 20, 30, 10, 11];
-        let (s, report) = build(&IdColumn::Int(vec![users]), &IdColumn::Int(vec![items]), &TimeColumn::RowOrder(7), &options(2, 2)).unwrap();
+        let (s, report) = build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::RowOrder(7),
+            &options(2, 2),
+        )
+        .unwrap();
         assert_eq!(s.n_users(), 2);
         assert_eq!(s.n_items, 2);
         assert_eq!(&s.items[..], &[1, 2, 1, 2]);
@@ -325,14 +473,80 @@ mod tests {
     }
 
     #[test]
+    fn chunks_added_one_by_one_equal_one_build() {
+        let users: &[i64] = &[3, 1, 3, 2, 1];
+        let items: &[i64] = &[9, 8, 7, 9, 7];
+        let times: &[i64] = &[5, 4, 3, 2, 1];
+        let (whole, _) = build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::Int(vec![times]),
+            &options(1, 1),
+        )
+        .unwrap();
+        let mut builder = Builder::default();
+        for (a, b) in [(0, 2), (2, 5)] {
+            builder
+                .add(
+                    &IdColumn::Int(vec![&users[a..b]]),
+                    &IdColumn::Int(vec![&items[a..b]]),
+                    &TimeColumn::Int(vec![&times[a..b]]),
+                )
+                .unwrap();
+        }
+        let (parts, _) = builder.finish(&options(1, 1)).unwrap();
+        assert_eq!(&whole.items[..], &parts.items[..]);
+        assert_eq!(&whole.offsets[..], &parts.offsets[..]);
+        assert_eq!(&whole.times[..], &parts.times[..]);
+    }
+
+    #[test]
+    fn errors_count_rows_across_chunks() {
+        let mut builder = Builder::default();
+        let ok: &[i64] = &[1, 2];
+        let bad: &[i64] = &[3, -1];
+        builder
+            .add(
+                &IdColumn::Int(vec![ok]),
+                &IdColumn::Int(vec![ok]),
+                &TimeColumn::Int(vec![ok]),
+            )
+            .unwrap();
+        let err = builder
+            .add(
+                &IdColumn::Int(vec![ok]),
+                &IdColumn::Int(vec![ok]),
+                &TimeColumn::Int(vec![bad]),
+            )
+            .err()
+            .unwrap();
+        assert_eq!(err.row, Some(3));
+        assert_eq!(builder.rows(), 2);
+    }
+
+    #[test]
     fn negative_and_nan_times_are_reported_with_their_row() {
         let users: &[i64] = &[1, 1];
         let items: &[i64] = &[1, 2];
         let times: &[f64] = &[1.0, f64::NAN];
-        let err = build(&IdColumn::Int(vec![users]), &IdColumn::Int(vec![items]), &TimeColumn::Float(vec![times]), &options(1, 1)).err().unwrap();
+        let err = build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::Float(vec![times]),
+            &options(1, 1),
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.row, Some(1));
         let neg: &[i64] = &[1, -3];
-        let err = build(&IdColumn::Int(vec![users]), &IdColumn::Int(vec![items]), &TimeColumn::Int(vec![neg]), &options(1, 1)).err().unwrap();
+        let err = build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::Int(vec![neg]),
+            &options(1, 1),
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.row, Some(1));
     }
 }

@@ -51,7 +51,9 @@ impl Dtype {
 
 fn bytes_of<T: Copy>(values: &[T]) -> &[u8] {
     // SAFETY: plain integers, no padding; reading them as bytes is always valid.
-    unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values)) }
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values))
+    }
 }
 
 struct Section<'a> {
@@ -62,23 +64,75 @@ struct Section<'a> {
 
 fn sections<'a>(seq: &'a Sequences, dims: &'a [i64; 2]) -> Vec<Section<'a>> {
     let mut out = vec![
-        Section { name: "dims", dtype: Dtype::I64, bytes: bytes_of(dims) },
-        Section { name: "offsets", dtype: Dtype::I64, bytes: bytes_of(&seq.offsets) },
-        Section { name: "items", dtype: Dtype::I32, bytes: bytes_of(&seq.items) },
-        Section { name: "times", dtype: Dtype::I64, bytes: bytes_of(&seq.times) },
-        Section { name: "train_end", dtype: Dtype::I64, bytes: bytes_of(&seq.split.train_end) },
-        Section { name: "valid_pos", dtype: Dtype::I64, bytes: bytes_of(&seq.split.valid_pos) },
-        Section { name: "test_pos", dtype: Dtype::I64, bytes: bytes_of(&seq.split.test_pos) },
-        Section { name: "meta", dtype: Dtype::U8, bytes: seq.meta.as_bytes() },
+        Section {
+            name: "dims",
+            dtype: Dtype::I64,
+            bytes: bytes_of(dims),
+        },
+        Section {
+            name: "offsets",
+            dtype: Dtype::I64,
+            bytes: bytes_of(&seq.offsets),
+        },
+        Section {
+            name: "items",
+            dtype: Dtype::I32,
+            bytes: bytes_of(&seq.items),
+        },
+        Section {
+            name: "times",
+            dtype: Dtype::I64,
+            bytes: bytes_of(&seq.times),
+        },
+        Section {
+            name: "train_end",
+            dtype: Dtype::I64,
+            bytes: bytes_of(&seq.split.train_end),
+        },
+        Section {
+            name: "valid_pos",
+            dtype: Dtype::I64,
+            bytes: bytes_of(&seq.split.valid_pos),
+        },
+        Section {
+            name: "test_pos",
+            dtype: Dtype::I64,
+            bytes: bytes_of(&seq.split.test_pos),
+        },
+        Section {
+            name: "meta",
+            dtype: Dtype::U8,
+            bytes: seq.meta.as_bytes(),
+        },
     ];
     for (prefix, ids) in [("user_ids", &seq.user_ids), ("item_ids", &seq.item_ids)] {
         match ids {
             IdMap::Index => {}
-            IdMap::Int(v) => out.push(Section { name: if prefix == "user_ids" { "user_ids.int" } else { "item_ids.int" }, dtype: Dtype::I64, bytes: bytes_of(v) }),
+            IdMap::Int(v) => out.push(Section {
+                name: if prefix == "user_ids" {
+                    "user_ids.int"
+                } else {
+                    "item_ids.int"
+                },
+                dtype: Dtype::I64,
+                bytes: bytes_of(v),
+            }),
             IdMap::Str { offsets, data } => {
-                let (o, d) = if prefix == "user_ids" { ("user_ids.offsets", "user_ids.data") } else { ("item_ids.offsets", "item_ids.data") };
-                out.push(Section { name: o, dtype: Dtype::I64, bytes: bytes_of(offsets) });
-                out.push(Section { name: d, dtype: Dtype::U8, bytes: bytes_of(data) });
+                let (o, d) = if prefix == "user_ids" {
+                    ("user_ids.offsets", "user_ids.data")
+                } else {
+                    ("item_ids.offsets", "item_ids.data")
+                };
+                out.push(Section {
+                    name: o,
+                    dtype: Dtype::I64,
+                    bytes: bytes_of(offsets),
+                });
+                out.push(Section {
+                    name: d,
+                    dtype: Dtype::U8,
+                    bytes: bytes_of(data),
+                });
             }
         }
     }
@@ -110,7 +164,10 @@ pub fn write(seq: &Sequences, path: &Path) -> Result<(), String> {
         offset = aligned(offset + s.bytes.len());
     }
     let tmp: PathBuf = {
-        let mut name = path.file_name().ok_or_else(|| format!("{}: not a file path", path.display()))?.to_os_string();
+        let mut name = path
+            .file_name()
+            .ok_or_else(|| format!("{}: not a file path", path.display()))?
+            .to_os_string();
         name.push(format!(".tmp-{}", std::process::id()));
         path.with_file_name(name)
     };
@@ -151,7 +208,8 @@ pub fn read(path: &Path, verify: bool) -> Result<Sequences, String> {
     let fail = |what: String| format!("{}: {what}", path.display());
     let file = File::open(path).map_err(|e| fail(format!("cannot open the dataset cache: {e}")))?;
     // SAFETY: the cache is only ever replaced by rename, never modified in place.
-    let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot memory-map: {e}")))?);
+    let map =
+        Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot memory-map: {e}")))?);
     if map.len() < PREAMBLE || &map[..8] != MAGIC {
         return Err(fail("not a seqrec_fast dataset cache (bad magic bytes); re-create it with `seqrec-fast data prepare`".into()));
     }
@@ -164,11 +222,15 @@ pub fn read(path: &Path, verify: bool) -> Result<Sequences, String> {
     let n_sections = u32::from_le_bytes(map[12..16].try_into().unwrap()) as usize;
     let table_end = PREAMBLE + n_sections * ENTRY;
     if table_end > map.len() {
-        return Err(fail("corrupted dataset cache: truncated section table".into()));
+        return Err(fail(
+            "corrupted dataset cache: truncated section table".into(),
+        ));
     }
     let table = &map[PREAMBLE..table_end];
     if xxh3_64(table) != u64::from_le_bytes(map[16..24].try_into().unwrap()) {
-        return Err(fail("corrupted dataset cache: section table checksum mismatch".into()));
+        return Err(fail(
+            "corrupted dataset cache: section table checksum mismatch".into(),
+        ));
     }
     let mut entries: HashMap<String, Entry> = HashMap::new();
     for raw in table.chunks_exact(ENTRY) {
@@ -176,41 +238,72 @@ pub fn read(path: &Path, verify: bool) -> Result<Sequences, String> {
         let name = String::from_utf8_lossy(&raw[..name_len]).into_owned();
         let word = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().unwrap());
         let dtype = Dtype::from_code(u32::from_le_bytes(raw[32..36].try_into().unwrap()))
-            .ok_or_else(|| fail(format!("corrupted dataset cache: unknown dtype in section {name}")))?;
+            .ok_or_else(|| {
+                fail(format!(
+                    "corrupted dataset cache: unknown dtype in section {name}"
+                ))
+            })?;
         let (offset, len, checksum) = (word(40) as usize, word(48) as usize, word(56));
-        let end = len.checked_mul(dtype.size()).and_then(|b| b.checked_add(offset));
+        let end = len
+            .checked_mul(dtype.size())
+            .and_then(|b| b.checked_add(offset));
         if offset % ALIGN != 0 || end.is_none_or(|e| e > map.len()) {
-            return Err(fail(format!("corrupted dataset cache: section {name} lies outside the file (truncated?)")));
+            return Err(fail(format!(
+                "corrupted dataset cache: section {name} lies outside the file (truncated?)"
+            )));
         }
-        entries.insert(name, Entry { dtype, offset, len, checksum });
+        entries.insert(
+            name,
+            Entry {
+                dtype,
+                offset,
+                len,
+                checksum,
+            },
+        );
     }
     if verify {
         let bad: Vec<&String> = entries
             .par_iter()
-            .filter(|(_, e)| xxh3_64(&map[e.offset..e.offset + e.len * e.dtype.size()]) != e.checksum)
+            .filter(|(_, e)| {
+                xxh3_64(&map[e.offset..e.offset + e.len * e.dtype.size()]) != e.checksum
+            })
             .map(|(name, _)| name)
             .collect();
         if let Some(name) = bad.first() {
-            return Err(fail(format!("corrupted dataset cache: checksum mismatch in section {name}; re-create it")));
+            return Err(fail(format!(
+                "corrupted dataset cache: checksum mismatch in section {name}; re-create it"
+            )));
         }
     }
     let get = |name: &str, dtype: Dtype| -> Result<&Entry, String> {
-        let e = entries.get(name).ok_or_else(|| fail(format!("corrupted dataset cache: section {name} is missing")))?;
+        let e = entries.get(name).ok_or_else(|| {
+            fail(format!(
+                "corrupted dataset cache: section {name} is missing"
+            ))
+        })?;
         if e.dtype != dtype {
-            return Err(fail(format!("corrupted dataset cache: section {name} has the wrong dtype")));
+            return Err(fail(format!(
+                "corrupted dataset cache: section {name} has the wrong dtype"
+            )));
         }
         Ok(e)
     };
-    let i64s = |name: &str| get(name, Dtype::I64).map(|e| Buf::<i64>::mapped(&map, e.offset, e.len));
+    let i64s =
+        |name: &str| get(name, Dtype::I64).map(|e| Buf::<i64>::mapped(&map, e.offset, e.len));
     let u8s = |name: &str| get(name, Dtype::U8).map(|e| Buf::<u8>::mapped(&map, e.offset, e.len));
     let items = get("items", Dtype::I32).map(|e| Buf::<i32>::mapped(&map, e.offset, e.len))?;
     let meta_bytes = u8s("meta")?;
-    let meta = String::from_utf8(meta_bytes.to_vec()).map_err(|_| fail("corrupted dataset cache: metadata is not UTF-8".into()))?;
+    let meta = String::from_utf8(meta_bytes.to_vec())
+        .map_err(|_| fail("corrupted dataset cache: metadata is not UTF-8".into()))?;
     let id_map = |prefix: &str| -> Result<IdMap, String> {
         if entries.contains_key(&format!("{prefix}.int")) {
             Ok(IdMap::Int(i64s(&format!("{prefix}.int"))?))
         } else if entries.contains_key(&format!("{prefix}.offsets")) {
-            Ok(IdMap::Str { offsets: i64s(&format!("{prefix}.offsets"))?, data: u8s(&format!("{prefix}.data"))? })
+            Ok(IdMap::Str {
+                offsets: i64s(&format!("{prefix}.offsets"))?,
+                data: u8s(&format!("{prefix}.data"))?,
+            })
         } else {
             Ok(IdMap::Index)
         }
@@ -225,7 +318,11 @@ pub fn read(path: &Path, verify: bool) -> Result<Sequences, String> {
         offsets: i64s("offsets")?,
         items,
         times: i64s("times")?,
-        split: Split { train_end: i64s("train_end")?, valid_pos: i64s("valid_pos")?, test_pos: i64s("test_pos")? },
+        split: Split {
+            train_end: i64s("train_end")?,
+            valid_pos: i64s("valid_pos")?,
+            test_pos: i64s("test_pos")?,
+        },
         user_ids: id_map("user_ids")?,
         item_ids: id_map("item_ids")?,
         meta,
@@ -234,7 +331,8 @@ pub fn read(path: &Path, verify: bool) -> Result<Sequences, String> {
         return Err(fail("corrupted dataset cache: empty offsets".into()));
     }
     if verify {
-        seq.validate().map_err(|m| fail(format!("corrupted dataset cache: {m}")))?;
+        seq.validate()
+            .map_err(|m| fail(format!("corrupted dataset cache: {m}")))?;
     }
     Ok(seq)
 }
@@ -252,14 +350,18 @@ mod tests {
             offsets: Buf::owned(offsets),
             items: Buf::owned(vec![1, 2, 3, 4, 1]),
             times: Buf::owned(vec![1, 2, 3, 1, 2]),
-            user_ids: IdMap::Str { offsets: Buf::owned(vec![0, 1, 3]), data: Buf::owned(b"abc".to_vec()) },
+            user_ids: IdMap::Str {
+                offsets: Buf::owned(vec![0, 1, 3]),
+                data: Buf::owned(b"abc".to_vec()),
+            },
             item_ids: IdMap::Int(Buf::owned(vec![10, 20, 30, 40])),
             meta: "{}".into(),
         }
     }
 
     fn tmp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("seqrec-cache-test-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("seqrec-cache-test-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("dataset.bin")
     }

@@ -2,6 +2,7 @@
 //! (model input, and the items to filter from a full ranking) and, optionally, sampled negatives
 //! that depend only on (seed, split, user), so every evaluation ranks the same candidates.
 
+use crate::pool;
 use crate::prefetch::{Array, Batch, BatchMaker};
 use crate::rng::{domain, Rng};
 use crate::sampler::{ItemSampler, ItemSet};
@@ -36,17 +37,31 @@ impl EvalStream {
             return Err("batch_size and max_len must be positive".into());
         }
         if world_size == 0 || rank >= world_size {
-            return Err(format!("rank must be in 0..world_size, got rank {rank} of {world_size}"));
+            return Err(format!(
+                "rank must be in 0..world_size, got rank {rank} of {world_size}"
+            ));
         }
         if n_negatives >= seqs.n_items {
-            return Err(format!("n_sampled_negatives={n_negatives} must be below the {} items", seqs.n_items));
+            return Err(format!(
+                "n_sampled_negatives={n_negatives} must be below the {} items",
+                seqs.n_items
+            ));
         }
         let users = (0..seqs.n_users() as u32)
             .filter(|&u| seqs.target_pos(split, u as usize).is_some())
             .skip(rank)
             .step_by(world_size)
             .collect();
-        Ok(EvalStream { seqs, split, batch_size, max_len, n_negatives, sampler, seed, users })
+        Ok(EvalStream {
+            seqs,
+            split,
+            batch_size,
+            max_len,
+            n_negatives,
+            sampler,
+            seed,
+            users,
+        })
     }
 
     pub fn n_users(&self) -> usize {
@@ -61,10 +76,11 @@ impl BatchMaker for EvalStream {
 
     fn make(&self, index: usize) -> Result<Batch, String> {
         let (l, n) = (self.max_len, self.n_negatives);
-        let users = &self.users[index * self.batch_size..((index + 1) * self.batch_size).min(self.users.len())];
+        let users = &self.users
+            [index * self.batch_size..((index + 1) * self.batch_size).min(self.users.len())];
         let r = users.len();
         let seqs = &*self.seqs;
-        let mut inputs = vec![0i64; r * l];
+        let mut inputs = pool::zeroed(r * l);
         let mut targets = Vec::with_capacity(r);
         let mut history_offsets = Vec::with_capacity(r + 1);
         let mut history_items: Vec<i64> = Vec::new();
@@ -73,7 +89,9 @@ impl BatchMaker for EvalStream {
         history_offsets.push(0i64);
         for (row, &u) in users.iter().enumerate() {
             let user = u as usize;
-            let pos = seqs.target_pos(self.split, user).expect("users were filtered to those with a target");
+            let pos = seqs
+                .target_pos(self.split, user)
+                .expect("users were filtered to those with a target");
             let start = seqs.start(user);
             let target = seqs.items[pos];
             let before = &seqs.items[start..pos];
@@ -87,7 +105,12 @@ impl BatchMaker for EvalStream {
             // (a repeat consumption must stay rankable).
             seen.extend(before);
             let first_history = history_items.len();
-            history_items.extend(seen.members().iter().filter(|&&x| x != target).map(|&x| x as i64));
+            history_items.extend(
+                seen.members()
+                    .iter()
+                    .filter(|&&x| x != target)
+                    .map(|&x| x as i64),
+            );
             history_items[first_history..].sort_unstable();
             history_offsets.push(history_items.len() as i64);
             if n > 0 {
@@ -98,7 +121,12 @@ impl BatchMaker for EvalStream {
                         seqs.n_items - seen.len()
                     ));
                 }
-                let mut rng = Rng::from_parts(&[self.seed, domain::EVAL_NEGATIVES, self.split.code(), u as u64]);
+                let mut rng = Rng::from_parts(&[
+                    self.seed,
+                    domain::EVAL_NEGATIVES,
+                    self.split.code(),
+                    u as u64,
+                ]);
                 for k in 0..n {
                     let x = self.sampler.draw_excluding(&mut rng, &seen);
                     seen.insert(x); // distinct negatives
@@ -108,14 +136,38 @@ impl BatchMaker for EvalStream {
             seen.clear();
         }
         let mut batch = vec![
-            Array { name: "inputs", shape: vec![r, l], data: inputs },
-            Array { name: "targets", shape: vec![r], data: targets },
-            Array { name: "users", shape: vec![r], data: users.iter().map(|&u| u as i64).collect() },
-            Array { name: "history_offsets", shape: vec![r + 1], data: history_offsets },
-            Array { name: "history_items", shape: vec![history_items.len()], data: history_items },
+            Array {
+                name: "inputs",
+                shape: vec![r, l],
+                data: inputs,
+            },
+            Array {
+                name: "targets",
+                shape: vec![r],
+                data: targets,
+            },
+            Array {
+                name: "users",
+                shape: vec![r],
+                data: users.iter().map(|&u| u as i64).collect(),
+            },
+            Array {
+                name: "history_offsets",
+                shape: vec![r + 1],
+                data: history_offsets,
+            },
+            Array {
+                name: "history_items",
+                shape: vec![history_items.len()],
+                data: history_items,
+            },
         ];
         if n > 0 {
-            batch.push(Array { name: "negatives", shape: vec![r, n], data: negatives });
+            batch.push(Array {
+                name: "negatives",
+                shape: vec![r, n],
+                data: negatives,
+            });
         }
         Ok(batch)
     }

@@ -7,6 +7,7 @@ mod buf;
 mod build;
 mod cache;
 mod eval;
+mod pool;
 mod prefetch;
 mod remap;
 mod rng;
@@ -16,8 +17,8 @@ mod split;
 mod synth;
 mod train;
 
-use numpy::ndarray::{ArrayD, ArrayView1, IxDyn};
-use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::ndarray::{ArrayView1, ArrayViewD, IxDyn};
+use numpy::{Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -31,7 +32,12 @@ use remap::{IdColumn, Offsets, StrChunk};
 use sampler::ItemSampler;
 use sequences::{EvalSplit, IdMap, Sequences};
 
-create_exception!(_loader, CacheError, PyValueError, "A dataset cache is missing, corrupted or stale.");
+create_exception!(
+    _loader,
+    CacheError,
+    PyValueError,
+    "A dataset cache is missing, corrupted or stale."
+);
 create_exception!(
     _loader,
     RowError,
@@ -56,7 +62,10 @@ struct PySequences {
     inner: Arc<Sequences>,
 }
 
-fn readonly_view<'py, T: Element + Copy>(owner: &Bound<'py, PySequences>, data: &[T]) -> Bound<'py, PyArray1<T>> {
+fn readonly_view<'py, T: Element + Copy>(
+    owner: &Bound<'py, PySequences>,
+    data: &[T],
+) -> Bound<'py, PyArray1<T>> {
     let view = ArrayView1::from(data);
     // SAFETY: the data belongs to `owner` (frozen, immutable), which the array keeps alive.
     let array = unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) };
@@ -69,9 +78,15 @@ fn id_map_to_py<'py>(owner: &Bound<'py, PySequences>, ids: &IdMap) -> PyResult<P
     Ok(match ids {
         IdMap::Index => py.None(),
         IdMap::Int(values) => readonly_view(owner, values).into_any().unbind(),
-        IdMap::Str { offsets, data } => {
-            PyTuple::new(py, [readonly_view(owner, offsets).into_any(), readonly_view(owner, data).into_any()])?.into_any().unbind()
-        }
+        IdMap::Str { offsets, data } => PyTuple::new(
+            py,
+            [
+                readonly_view(owner, offsets).into_any(),
+                readonly_view(owner, data).into_any(),
+            ],
+        )?
+        .into_any()
+        .unbind(),
     })
 }
 
@@ -136,41 +151,69 @@ impl PySequences {
     /// Training-split count of every item id; index 0 (padding) is 0.
     fn item_counts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         let inner = Arc::clone(&self.inner);
-        py.detach(move || inner.train_item_counts()).into_pyarray(py)
+        py.detach(move || inner.train_item_counts())
+            .into_pyarray(py)
     }
 
     /// (training interactions, validation targets, test targets).
     fn split_sizes(&self, py: Python<'_>) -> (usize, usize, usize) {
         let s = Arc::clone(&self.inner);
-        py.detach(move || (s.train_interactions(), s.count_targets(EvalSplit::Valid), s.count_targets(EvalSplit::Test)))
+        py.detach(move || {
+            (
+                s.train_interactions(),
+                s.count_targets(EvalSplit::Valid),
+                s.count_targets(EvalSplit::Test),
+            )
+        })
     }
 
     /// The same data with other metadata (shares the arrays).
     fn with_meta(&self, meta: String) -> PySequences {
-        PySequences { inner: Arc::new(Sequences { meta, ..(*self.inner).clone() }) }
+        PySequences {
+            inner: Arc::new(Sequences {
+                meta,
+                ..(*self.inner).clone()
+            }),
+        }
     }
 
     /// The same data under another split: "leave_one_out" or "temporal" (global time cutoffs
     /// at the given fractions of all interactions).
     #[pyo3(signature = (kind, valid_fraction=0.1, test_fraction=0.1))]
-    fn resplit(&self, py: Python<'_>, kind: &str, valid_fraction: f64, test_fraction: f64) -> PyResult<PySequences> {
+    fn resplit(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        valid_fraction: f64,
+        test_fraction: f64,
+    ) -> PyResult<PySequences> {
         let split_kind = parse_split(kind, valid_fraction, test_fraction)?;
         let inner = Arc::clone(&self.inner);
         let split = py.detach(move || match split_kind {
             SplitKind::LeaveOneOut => split::leave_one_out(&inner.offsets),
-            SplitKind::Temporal { valid_fraction, test_fraction } if !inner.times.is_empty() => {
-                let (t_valid, t_test) = split::temporal_cutoffs(&inner.times, valid_fraction, test_fraction);
+            SplitKind::Temporal {
+                valid_fraction,
+                test_fraction,
+            } if !inner.times.is_empty() => {
+                let (t_valid, t_test) =
+                    split::temporal_cutoffs(&inner.times, valid_fraction, test_fraction);
                 split::temporal(&inner.offsets, &inner.times, t_valid, t_test)
             }
             SplitKind::Temporal { .. } => split::leave_one_out(&inner.offsets),
         });
-        Ok(PySequences { inner: Arc::new(Sequences { split, ..(*self.inner).clone() }) })
+        Ok(PySequences {
+            inner: Arc::new(Sequences {
+                split,
+                ..(*self.inner).clone()
+            }),
+        })
     }
 
     /// Writes the binary cache atomically (temporary file, fsync, rename).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let inner = Arc::clone(&self.inner);
-        py.detach(move || cache::write(&inner, &path)).map_err(|m| CacheError::new_err(m))
+        py.detach(move || cache::write(&inner, &path))
+            .map_err(|m| CacheError::new_err(m))
     }
 }
 
@@ -178,15 +221,22 @@ fn parse_split(kind: &str, valid_fraction: f64, test_fraction: f64) -> PyResult<
     match kind {
         "leave_one_out" => Ok(SplitKind::LeaveOneOut),
         "temporal" => {
-            let ok = valid_fraction >= 0.0 && test_fraction > 0.0 && valid_fraction + test_fraction < 1.0;
+            let ok = valid_fraction >= 0.0
+                && test_fraction > 0.0
+                && valid_fraction + test_fraction < 1.0;
             if !ok {
                 return Err(value_error(format!(
                     "temporal split needs 0 <= valid_fraction, 0 < test_fraction and a sum below 1, got {valid_fraction} and {test_fraction}"
                 )));
             }
-            Ok(SplitKind::Temporal { valid_fraction, test_fraction })
+            Ok(SplitKind::Temporal {
+                valid_fraction,
+                test_fraction,
+            })
         }
-        other => Err(value_error(format!("split must be 'leave_one_out' or 'temporal', got {other:?}"))),
+        other => Err(value_error(format!(
+            "split must be 'leave_one_out' or 'temporal', got {other:?}"
+        ))),
     }
 }
 
@@ -194,8 +244,12 @@ fn parse_split(kind: &str, valid_fraction: f64, test_fraction: f64) -> PyResult<
 #[pyfunction]
 #[pyo3(signature = (path, verify=true))]
 fn load_cache(py: Python<'_>, path: PathBuf, verify: bool) -> PyResult<PySequences> {
-    let seq = py.detach(move || cache::read(&path, verify)).map_err(|m| CacheError::new_err(m))?;
-    Ok(PySequences { inner: Arc::new(seq) })
+    let seq = py
+        .detach(move || cache::read(&path, verify))
+        .map_err(|m| CacheError::new_err(m))?;
+    Ok(PySequences {
+        inner: Arc::new(seq),
+    })
 }
 
 /// Generates a synthetic dataset from a preset; `overrides` may set any preset field.
@@ -218,8 +272,12 @@ fn synthesize(
     cfg.n_interactions = n_interactions.unwrap_or(cfg.n_interactions);
     cfg.min_len = min_len.unwrap_or(cfg.min_len);
     cfg.max_len = max_len.unwrap_or(cfg.max_len.min(cfg.n_items));
-    let seq = py.detach(move || synth::synthesize(&cfg)).map_err(value_error)?;
-    Ok(PySequences { inner: Arc::new(seq) })
+    let seq = py
+        .detach(move || synth::synthesize(&cfg))
+        .map_err(value_error)?;
+    Ok(PySequences {
+        inner: Arc::new(seq),
+    })
 }
 
 /// Column chunks borrowed from numpy views of Arrow buffers, held while Rust reads them.
@@ -249,7 +307,9 @@ fn hold_ids<'py>(chunks: &Bound<'py, PyList>) -> PyResult<Vec<HeldIds<'py>>> {
 }
 
 fn contiguous<'a, T: Element>(array: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
-    array.as_slice().map_err(|_| value_error("column chunks must be contiguous arrays".into()))
+    array
+        .as_slice()
+        .map_err(|_| value_error("column chunks must be contiguous arrays".into()))
 }
 
 fn id_column<'a>(held: &'a [HeldIds<'_>], name: &str) -> PyResult<IdColumn<'a>> {
@@ -261,9 +321,17 @@ fn id_column<'a>(held: &'a [HeldIds<'_>], name: &str) -> PyResult<IdColumn<'a>> 
         return Ok(IdColumn::Int(chunks.collect::<PyResult<_>>()?));
     }
     let chunks = held.iter().map(|h| match h {
-        HeldIds::Str32(o, d) => Ok(StrChunk { offsets: Offsets::I32(contiguous(o)?), data: contiguous(d)? }),
-        HeldIds::Str64(o, d) => Ok(StrChunk { offsets: Offsets::I64(contiguous(o)?), data: contiguous(d)? }),
-        HeldIds::Int(_) => Err(value_error(format!("the {name} column mixes integer and string chunks"))),
+        HeldIds::Str32(o, d) => Ok(StrChunk {
+            offsets: Offsets::I32(contiguous(o)?),
+            data: contiguous(d)?,
+        }),
+        HeldIds::Str64(o, d) => Ok(StrChunk {
+            offsets: Offsets::I64(contiguous(o)?),
+            data: contiguous(d)?,
+        }),
+        HeldIds::Int(_) => Err(value_error(format!(
+            "the {name} column mixes integer and string chunks"
+        ))),
     });
     Ok(IdColumn::Str(chunks.collect::<PyResult<_>>()?))
 }
@@ -273,73 +341,160 @@ enum HeldTimes<'py> {
     Float(PyReadonlyArray1<'py, f64>),
 }
 
-/// Builds sequences from interaction columns given as lists of chunks: int64 arrays, or
-/// (offsets int32/int64, utf8 uint8) tuples for string ids; times as int64 or float64 arrays, or
-/// None for file order. Returns (Sequences, report dict).
-#[pyfunction]
-#[pyo3(signature = (users, items, times, n_rows, min_user=1, min_item=1, drop_duplicates=true, split="leave_one_out", valid_fraction=0.1, test_fraction=0.1))]
-#[allow(clippy::too_many_arguments)]
-fn build_sequences<'py>(
-    py: Python<'py>,
-    users: &Bound<'py, PyList>,
-    items: &Bound<'py, PyList>,
-    times: Option<&Bound<'py, PyList>>,
+/// Builds sequences from interaction columns handed over chunk by chunk, so that the caller can
+/// free each part of its table as soon as it is added.
+#[pyclass(name = "InteractionBuilder", module = "seqrec_fast._loader")]
+struct PyInteractionBuilder {
+    inner: Option<build::Builder>,
+}
+
+#[pymethods]
+impl PyInteractionBuilder {
+    #[new]
+    fn new() -> Self {
+        PyInteractionBuilder {
+            inner: Some(build::Builder::default()),
+        }
+    }
+
+    /// Rows added so far.
+    #[getter]
+    fn rows(&self) -> usize {
+        self.inner.as_ref().map_or(0, |b| b.rows())
+    }
+
+    /// Adds rows: `users`/`items` are lists of chunks (int64 arrays, or (offsets int32/int64,
+    /// utf8 uint8) tuples for string ids), `times` a list of int64 or float64 arrays, or None for
+    /// file order. Raises RowError(message, column, row) with row counted over all added rows.
+    #[pyo3(signature = (users, items, times, n_rows))]
+    fn add<'py>(
+        &mut self,
+        py: Python<'py>,
+        users: &Bound<'py, PyList>,
+        items: &Bound<'py, PyList>,
+        times: Option<&Bound<'py, PyList>>,
+        n_rows: usize,
+    ) -> PyResult<()> {
+        let builder = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| value_error("the builder was already finished".into()))?;
+        let held_users = hold_ids(users)?;
+        let held_items = hold_ids(items)?;
+        let held_times: Option<Vec<HeldTimes>> = times
+            .map(|list| {
+                list.iter()
+                    .map(|c| match c.extract::<PyReadonlyArray1<i64>>() {
+                        Ok(a) => Ok(HeldTimes::Int(a)),
+                        Err(_) => Ok(HeldTimes::Float(c.extract()?)),
+                    })
+                    .collect::<PyResult<Vec<_>>>()
+            })
+            .transpose()?;
+        let user_column = id_column(&held_users, "user")?;
+        let item_column = id_column(&held_items, "item")?;
+        let time_column = time_column(&held_times, n_rows)?;
+        py.detach(|| builder.add(&user_column, &item_column, &time_column))
+            .map_err(|e| RowError::new_err((e.message, e.column, e.row)))
+    }
+
+    /// Remaps, sorts, filters and splits; returns (Sequences, report dict). The builder is spent.
+    #[pyo3(signature = (min_user=1, min_item=1, drop_duplicates=true, split="leave_one_out", valid_fraction=0.1, test_fraction=0.1))]
+    #[allow(clippy::too_many_arguments)]
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        min_user: usize,
+        min_item: usize,
+        drop_duplicates: bool,
+        split: &str,
+        valid_fraction: f64,
+        test_fraction: f64,
+    ) -> PyResult<(PySequences, Bound<'py, PyDict>)> {
+        let options = BuildOptions {
+            min_user,
+            min_item,
+            drop_duplicates,
+            split: parse_split(split, valid_fraction, test_fraction)?,
+        };
+        let builder = self
+            .inner
+            .take()
+            .ok_or_else(|| value_error("the builder was already finished".into()))?;
+        let (seq, report) = py
+            .detach(move || builder.finish(&options))
+            .map_err(|e| RowError::new_err((e.message, e.column, e.row)))?;
+        let dict = PyDict::new(py);
+        dict.set_item("rows", report.rows)?;
+        dict.set_item("duplicates_dropped", report.duplicates_dropped)?;
+        dict.set_item("filtered_rows", report.filtered_rows)?;
+        dict.set_item("users_dropped", report.users_dropped)?;
+        dict.set_item("items_dropped", report.items_dropped)?;
+        dict.set_item("filter_rounds", report.filter_rounds)?;
+        Ok((
+            PySequences {
+                inner: Arc::new(seq),
+            },
+            dict,
+        ))
+    }
+}
+
+fn time_column<'a>(
+    held: &'a Option<Vec<HeldTimes<'_>>>,
     n_rows: usize,
-    min_user: usize,
-    min_item: usize,
-    drop_duplicates: bool,
-    split: &str,
-    valid_fraction: f64,
-    test_fraction: f64,
-) -> PyResult<(PySequences, Bound<'py, PyDict>)> {
-    let options = BuildOptions { min_user, min_item, drop_duplicates, split: parse_split(split, valid_fraction, test_fraction)? };
-    let held_users = hold_ids(users)?;
-    let held_items = hold_ids(items)?;
-    let held_times: Option<Vec<HeldTimes>> = times
-        .map(|list| {
-            list.iter()
-                .map(|c| match c.extract::<PyReadonlyArray1<i64>>() {
-                    Ok(a) => Ok(HeldTimes::Int(a)),
-                    Err(_) => Ok(HeldTimes::Float(c.extract()?)),
-                })
-                .collect::<PyResult<Vec<_>>>()
-        })
-        .transpose()?;
-    let user_column = id_column(&held_users, "user")?;
-    let item_column = id_column(&held_items, "item")?;
-    let time_column = match &held_times {
+) -> PyResult<TimeColumn<'a>> {
+    Ok(match held {
         None => TimeColumn::RowOrder(n_rows),
         Some(chunks) if chunks.iter().all(|c| matches!(c, HeldTimes::Int(_))) => TimeColumn::Int(
-            chunks.iter().map(|c| if let HeldTimes::Int(a) = c { contiguous(a) } else { unreachable!() }).collect::<PyResult<_>>()?,
+            chunks
+                .iter()
+                .map(|c| {
+                    if let HeldTimes::Int(a) = c {
+                        contiguous(a)
+                    } else {
+                        unreachable!()
+                    }
+                })
+                .collect::<PyResult<_>>()?,
         ),
         Some(chunks) => TimeColumn::Float(
             chunks
                 .iter()
                 .map(|c| match c {
                     HeldTimes::Float(a) => contiguous(a),
-                    HeldTimes::Int(_) => Err(value_error("the time column mixes integer and float chunks".into())),
+                    HeldTimes::Int(_) => Err(value_error(
+                        "the time column mixes integer and float chunks".into(),
+                    )),
                 })
                 .collect::<PyResult<_>>()?,
         ),
-    };
-    let result = py.detach(|| build::build(&user_column, &item_column, &time_column, &options));
-    let (seq, report) = result.map_err(|e| RowError::new_err((e.message, e.column, e.row)))?;
-    let dict = PyDict::new(py);
-    dict.set_item("rows", report.rows)?;
-    dict.set_item("duplicates_dropped", report.duplicates_dropped)?;
-    dict.set_item("filtered_rows", report.filtered_rows)?;
-    dict.set_item("users_dropped", report.users_dropped)?;
-    dict.set_item("items_dropped", report.items_dropped)?;
-    dict.set_item("filter_rounds", report.filter_rounds)?;
-    Ok((PySequences { inner: Arc::new(seq) }, dict))
+    })
+}
+
+/// Owns a batch buffer while numpy arrays view it; returns it to the pool when freed.
+#[pyclass(module = "seqrec_fast._loader", frozen)]
+struct BatchBuffer {
+    data: Vec<i64>,
+}
+
+impl Drop for BatchBuffer {
+    fn drop(&mut self) {
+        pool::give_back(std::mem::take(&mut self.data));
+    }
 }
 
 fn batch_to_dict<'py>(py: Python<'py>, batch: Batch) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for array in batch {
-        // Moves the Vec into numpy without copying.
-        let nd = ArrayD::from_shape_vec(IxDyn(&array.shape), array.data).map_err(|e| value_error(e.to_string()))?;
-        dict.set_item(array.name, nd.into_pyarray(py))?;
+        let owner = Bound::new(py, BatchBuffer { data: array.data })?;
+        let data = &owner.get().data;
+        let view = ArrayViewD::from_shape(IxDyn(&array.shape), data)
+            .map_err(|e| value_error(e.to_string()))?;
+        // SAFETY: the buffer lives in `owner` (frozen: never mutated or moved) as long as the
+        // array, which holds a reference to it.
+        let numpy_array = unsafe { PyArrayDyn::borrow_from_array(&view, owner.clone().into_any()) };
+        dict.set_item(array.name, numpy_array)?;
     }
     Ok(dict)
 }
@@ -360,7 +515,10 @@ impl PyBatchIter {
         self.prefetcher.remaining()
     }
 
-    fn __next__<'py>(mut slf: PyRefMut<'py, Self>, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn __next__<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(index) = slf.prefetcher.next_index() else {
             return Ok(None);
         };
@@ -385,7 +543,9 @@ impl PyBatchIter {
 }
 
 fn make_sampler(seqs: &Arc<Sequences>, name: &str) -> PyResult<Arc<ItemSampler>> {
-    ItemSampler::parse(name, seqs.n_items, || seqs.train_item_counts()).map(Arc::new).map_err(value_error)
+    ItemSampler::parse(name, seqs.n_items, || seqs.train_item_counts())
+        .map(Arc::new)
+        .map_err(value_error)
 }
 
 #[pyclass(name = "TrainStream", module = "seqrec_fast._loader", frozen)]
@@ -421,27 +581,61 @@ impl PyTrainStream {
         let objective = match objective {
             "causal" => train::Objective::Causal,
             "cloze" => train::Objective::Cloze { mask_prob },
-            other => return Err(value_error(format!("mode must be 'causal' or 'cloze', got {other:?}"))),
+            other => {
+                return Err(value_error(format!(
+                    "mode must be 'causal' or 'cloze', got {other:?}"
+                )))
+            }
         };
         let window = match window {
             "last" => train::Window::Last,
             "sliding" => train::Window::Sliding,
-            other => return Err(value_error(format!("window must be 'last' or 'sliding', got {other:?}"))),
+            other => {
+                return Err(value_error(format!(
+                    "window must be 'last' or 'sliding', got {other:?}"
+                )))
+            }
         };
         let views = augmentations
             .map(|names| {
-                let augmentations = names.iter().map(|n| augment::Augmentation::parse(n)).collect::<Result<Vec<_>, _>>()?;
-                Ok::<_, String>(train::Views { augmentations, fraction: augment_fraction })
+                let augmentations = names
+                    .iter()
+                    .map(|n| augment::Augmentation::parse(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, String>(train::Views {
+                    augmentations,
+                    fraction: augment_fraction,
+                })
             })
             .transpose()
             .map_err(value_error)?;
         let config = train::TrainConfig {
-            batch_size, max_len, objective, window, n_negatives, seed, rank, world_size, shuffle, drop_last, views,
+            batch_size,
+            max_len,
+            objective,
+            window,
+            n_negatives,
+            seed,
+            rank,
+            world_size,
+            shuffle,
+            drop_last,
+            views,
         };
         let seqs = Arc::clone(&sequences.inner);
-        let sampler = if n_negatives > 0 { make_sampler(&seqs, negative_sampler)? } else { Arc::new(ItemSampler::Uniform { n_items: seqs.n_items }) };
-        let stream = py.detach(move || train::TrainStream::new(seqs, config, sampler)).map_err(value_error)?;
-        Ok(PyTrainStream { inner: Arc::new(stream) })
+        let sampler = if n_negatives > 0 {
+            make_sampler(&seqs, negative_sampler)?
+        } else {
+            Arc::new(ItemSampler::Uniform {
+                n_items: seqs.n_items,
+            })
+        };
+        let stream = py
+            .detach(move || train::TrainStream::new(seqs, config, sampler))
+            .map_err(value_error)?;
+        Ok(PyTrainStream {
+            inner: Arc::new(stream),
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -459,7 +653,9 @@ impl PyTrainStream {
     #[pyo3(signature = (epoch, start_batch=0, num_threads=1))]
     fn epoch(&self, epoch: u64, start_batch: usize, num_threads: usize) -> PyBatchIter {
         let maker: Arc<dyn BatchMaker> = Arc::new(self.inner.epoch(epoch));
-        PyBatchIter { prefetcher: Prefetcher::new(maker, start_batch, num_threads) }
+        PyBatchIter {
+            prefetcher: Prefetcher::new(maker, start_batch, num_threads),
+        }
     }
 }
 
@@ -487,9 +683,21 @@ impl PyEvalStream {
         let split = EvalSplit::parse(split).map_err(value_error)?;
         let seqs = Arc::clone(&sequences.inner);
         let sampler = make_sampler(&seqs, negative_sampler)?;
-        let stream = eval::EvalStream::new(seqs, split, batch_size, max_len, n_negatives, sampler, seed, rank, world_size)
-            .map_err(value_error)?;
-        Ok(PyEvalStream { inner: Arc::new(stream) })
+        let stream = eval::EvalStream::new(
+            seqs,
+            split,
+            batch_size,
+            max_len,
+            n_negatives,
+            sampler,
+            seed,
+            rank,
+            world_size,
+        )
+        .map_err(value_error)?;
+        Ok(PyEvalStream {
+            inner: Arc::new(stream),
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -505,7 +713,9 @@ impl PyEvalStream {
     #[pyo3(signature = (num_threads=1))]
     fn batches(&self, num_threads: usize) -> PyBatchIter {
         let maker: Arc<dyn BatchMaker> = Arc::clone(&self.inner) as Arc<dyn BatchMaker>;
-        PyBatchIter { prefetcher: Prefetcher::new(maker, 0, num_threads) }
+        PyBatchIter {
+            prefetcher: Prefetcher::new(maker, 0, num_threads),
+        }
     }
 }
 
@@ -514,8 +724,8 @@ fn _loader(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(crate_version, m)?)?;
     m.add_function(wrap_pyfunction!(load_cache, m)?)?;
     m.add_function(wrap_pyfunction!(synthesize, m)?)?;
-    m.add_function(wrap_pyfunction!(build_sequences, m)?)?;
     m.add_class::<PySequences>()?;
+    m.add_class::<PyInteractionBuilder>()?;
     m.add_class::<PyTrainStream>()?;
     m.add_class::<PyEvalStream>()?;
     m.add_class::<PyBatchIter>()?;

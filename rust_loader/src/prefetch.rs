@@ -64,7 +64,15 @@ impl Prefetcher {
             receivers.push(Some(rx));
             workers.push(handle);
         }
-        Prefetcher { maker, receivers: Mutex::new(receivers), workers: Mutex::new(workers), stop, start, next: start, end }
+        Prefetcher {
+            maker,
+            receivers: Mutex::new(receivers),
+            workers: Mutex::new(workers),
+            stop,
+            start,
+            next: start,
+            end,
+        }
     }
 
     pub fn remaining(&self) -> usize {
@@ -101,7 +109,8 @@ impl Prefetcher {
 
     /// Receives one batch from a worker's channel.
     pub fn wait(rx: &Receiver<Result<Batch, String>>) -> Result<Batch, String> {
-        rx.recv().unwrap_or_else(|_| Err("a loader thread stopped unexpectedly".into()))
+        rx.recv()
+            .unwrap_or_else(|_| Err("a loader thread stopped unexpectedly".into()))
     }
 
     /// Blocking path for Rust callers (tests).

@@ -2,7 +2,6 @@
 //! are borrowed, never copied) to dense codes 0..n in ascending order of the raw id, so that the
 //! codes do not depend on row order.
 
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -78,10 +77,22 @@ impl<'a> StrChunk<'a> {
     /// Checks that the offsets are monotone and inside the data buffer.
     pub fn check(&self) -> Result<(), String> {
         let ok = match &self.offsets {
-            Offsets::I32(o) => o.windows(2).all(|w| w[0] <= w[1]) && o.last().map_or(true, |&e| e as usize <= self.data.len()) && o.first().map_or(true, |&s| s >= 0),
-            Offsets::I64(o) => o.windows(2).all(|w| w[0] <= w[1]) && o.last().map_or(true, |&e| e as usize <= self.data.len()) && o.first().map_or(true, |&s| s >= 0),
+            Offsets::I32(o) => {
+                o.windows(2).all(|w| w[0] <= w[1])
+                    && o.last().map_or(true, |&e| e as usize <= self.data.len())
+                    && o.first().map_or(true, |&s| s >= 0)
+            }
+            Offsets::I64(o) => {
+                o.windows(2).all(|w| w[0] <= w[1])
+                    && o.last().map_or(true, |&e| e as usize <= self.data.len())
+                    && o.first().map_or(true, |&s| s >= 0)
+            }
         };
-        if ok { Ok(()) } else { Err("string column offsets are not monotone or exceed the data buffer".into()) }
+        if ok {
+            Ok(())
+        } else {
+            Err("string column offsets are not monotone or exceed the data buffer".into())
+        }
     }
 }
 
@@ -106,106 +117,130 @@ pub enum Uniques {
     Str { offsets: Vec<i64>, data: Vec<u8> },
 }
 
-pub struct Remapped {
-    pub codes: Vec<u32>,
-    pub uniques: Uniques,
-}
-
-impl Remapped {
-    pub fn n_unique(&self) -> usize {
-        match &self.uniques {
+impl Uniques {
+    pub fn len(&self) -> usize {
+        match self {
             Uniques::Int(v) => v.len(),
             Uniques::Str { offsets, .. } => offsets.len() - 1,
         }
     }
 }
 
-pub fn remap(column: &IdColumn) -> Result<Remapped, String> {
-    match column {
-        IdColumn::Int(chunks) => remap_int(chunks),
-        IdColumn::Str(chunks) => remap_str(chunks),
-    }
+/// Assigns codes to ids as they stream in (first appearance order), so that the input chunks
+/// can be freed right after they are read; `finish` turns the codes into ascending id order.
+#[derive(Default)]
+pub enum Remapper {
+    #[default]
+    Empty,
+    Int {
+        codes: FxHashMap<i64, u32>,
+        ids: Vec<i64>,
+    },
+    Str {
+        codes: FxHashMap<Box<[u8]>, u32>,
+        ids: Vec<Box<[u8]>>,
+    },
 }
 
-/// Writes `f(chunk, index)` for every row into a new vector, chunk by chunk, in parallel.
-fn map_rows<C: Sync, F>(chunks: &[C], len: impl Fn(&C) -> usize, f: F) -> Vec<u32>
-where
-    F: Fn(&C, usize) -> u32 + Sync,
-{
-    let total: usize = chunks.iter().map(&len).sum();
-    let mut codes = vec![0u32; total];
-    let mut rest = codes.as_mut_slice();
-    for chunk in chunks {
-        let (head, tail) = rest.split_at_mut(len(chunk));
-        head.par_iter_mut().enumerate().for_each(|(i, code)| *code = f(chunk, i));
-        rest = tail;
-    }
-    codes
-}
-
-fn remap_int(chunks: &[&[i64]]) -> Result<Remapped, String> {
-    let total: usize = chunks.iter().map(|c| c.len()).sum();
-    if total == 0 {
-        return Ok(Remapped { codes: Vec::new(), uniques: Uniques::Int(Vec::new()) });
-    }
-    let min = chunks.iter().filter_map(|c| c.par_iter().min().copied()).min().unwrap();
-    let max = chunks.iter().filter_map(|c| c.par_iter().max().copied()).max().unwrap();
-    let range = (max as i128 - min as i128 + 1) as u128;
-    // Dense ids (the common case: MovieLens, RecBole): a lookup table beats any hash map.
-    if range <= (4 * total as u128 + (1 << 20)) {
-        let mut table = vec![u32::MAX; range as usize];
-        for chunk in chunks {
-            for &x in chunk.iter() {
-                table[(x - min) as usize] = 0;
+impl Remapper {
+    /// Appends the codes of `column`'s rows to `out`.
+    pub fn extend(&mut self, column: &IdColumn, out: &mut Vec<u32>) -> Result<(), String> {
+        if matches!(self, Remapper::Empty) {
+            *self = match column {
+                IdColumn::Int(_) => Remapper::Int {
+                    codes: FxHashMap::default(),
+                    ids: Vec::new(),
+                },
+                IdColumn::Str(_) => Remapper::Str {
+                    codes: FxHashMap::default(),
+                    ids: Vec::new(),
+                },
+            };
+        }
+        out.reserve(column.len());
+        match (self, column) {
+            (Remapper::Int { codes, ids }, IdColumn::Int(chunks)) => {
+                for chunk in chunks {
+                    for &x in chunk.iter() {
+                        let code = *codes.entry(x).or_insert_with(|| {
+                            ids.push(x);
+                            ids.len() as u32 - 1
+                        });
+                        out.push(code);
+                    }
+                }
+            }
+            (Remapper::Str { codes, ids }, IdColumn::Str(chunks)) => {
+                for chunk in chunks {
+                    chunk.check()?;
+                    for i in 0..chunk.len() {
+                        let bytes = chunk.get(i);
+                        let code = match codes.get(bytes) {
+                            Some(&code) => code,
+                            None => {
+                                let code = ids.len() as u32;
+                                ids.push(bytes.into());
+                                codes.insert(bytes.into(), code);
+                                code
+                            }
+                        };
+                        out.push(code);
+                    }
+                }
+            }
+            _ => {
+                return Err(
+                    "ids are integers in one part of the input and strings in another".into(),
+                )
             }
         }
-        let mut uniques = Vec::new();
-        for (slot, code) in table.iter_mut().enumerate() {
-            if *code == 0 {
-                *code = uniques.len() as u32;
-                uniques.push(min + slot as i64);
+        if out.len() > u32::MAX as usize {
+            return Err("more than 2^32 - 1 rows".into());
+        }
+        Ok(())
+    }
+
+    /// The ids in ascending order and, for each first-appearance code, its rank among them.
+    pub fn finish(self) -> (Vec<u32>, Uniques) {
+        fn ranks<T: Ord>(ids: &[T]) -> (Vec<usize>, Vec<u32>) {
+            let mut order: Vec<usize> = (0..ids.len()).collect();
+            order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]));
+            let mut rank = vec![0u32; ids.len()];
+            for (r, &code) in order.iter().enumerate() {
+                rank[code] = r as u32;
+            }
+            (order, rank)
+        }
+        match self {
+            Remapper::Empty => (Vec::new(), Uniques::Int(Vec::new())),
+            Remapper::Int { ids, .. } => {
+                let (order, rank) = ranks(&ids);
+                (rank, Uniques::Int(order.iter().map(|&c| ids[c]).collect()))
+            }
+            Remapper::Str { ids, .. } => {
+                let (order, rank) = ranks(&ids);
+                let mut offsets = Vec::with_capacity(ids.len() + 1);
+                let mut data = Vec::new();
+                offsets.push(0i64);
+                for &c in &order {
+                    data.extend_from_slice(&ids[c]);
+                    offsets.push(data.len() as i64);
+                }
+                (rank, Uniques::Str { offsets, data })
             }
         }
-        let codes = map_rows(chunks, |c| c.len(), |c, i| table[(c[i] - min) as usize]);
-        return Ok(Remapped { codes, uniques: Uniques::Int(uniques) });
     }
-    let mut seen: FxHashMap<i64, u32> = FxHashMap::default();
-    for chunk in chunks {
-        for &x in chunk.iter() {
-            seen.entry(x).or_insert(0);
-        }
-    }
-    let mut uniques: Vec<i64> = seen.keys().copied().collect();
-    uniques.sort_unstable();
-    for (code, x) in uniques.iter().enumerate() {
-        seen.insert(*x, code as u32);
-    }
-    let codes = map_rows(chunks, |c| c.len(), |c, i| seen[&c[i]]);
-    Ok(Remapped { codes, uniques: Uniques::Int(uniques) })
 }
 
-fn remap_str(chunks: &[StrChunk]) -> Result<Remapped, String> {
-    for chunk in chunks {
-        chunk.check()?;
-    }
-    let mut seen: FxHashMap<&[u8], u32> = FxHashMap::default();
-    for chunk in chunks {
-        for i in 0..chunk.len() {
-            seen.entry(chunk.get(i)).or_insert(0);
-        }
-    }
-    let mut uniques: Vec<&[u8]> = seen.keys().copied().collect();
-    uniques.sort_unstable();
-    let mut offsets = Vec::with_capacity(uniques.len() + 1);
-    let mut data = Vec::new();
-    offsets.push(0i64);
-    for (code, s) in uniques.iter().enumerate() {
-        seen.insert(s, code as u32);
-        data.extend_from_slice(s);
-        offsets.push(data.len() as i64);
-    }
-    let codes = map_rows(chunks, |c| c.len(), |c, i| seen[c.get(i)]);
-    Ok(Remapped { codes, uniques: Uniques::Str { offsets, data } })
+/// Codes in ascending id order for one whole column.
+#[cfg(test)]
+pub fn remap(column: &IdColumn) -> Result<(Vec<u32>, Uniques), String> {
+    let mut remapper = Remapper::default();
+    let mut codes = Vec::new();
+    remapper.extend(column, &mut codes)?;
+    let (rank, uniques) = remapper.finish();
+    codes.iter_mut().for_each(|c| *c = rank[*c as usize]);
+    Ok((codes, uniques))
 }
 
 #[cfg(test)]
@@ -216,32 +251,52 @@ mod tests {
     fn int_ids_get_codes_in_ascending_order() {
         let a: &[i64] = &[30, 10, 30];
         let b: &[i64] = &[20];
-        let r = remap(&IdColumn::Int(vec![a, b])).unwrap();
-        assert_eq!(r.codes, vec![2, 0, 2, 1]);
-        assert!(matches!(r.uniques, Uniques::Int(ref u) if u == &vec![10, 20, 30]));
+        let (codes, uniques) = remap(&IdColumn::Int(vec![a, b])).unwrap();
+        assert_eq!(codes, vec![2, 0, 2, 1]);
+        assert!(matches!(uniques, Uniques::Int(ref u) if u == &vec![10, 20, 30]));
     }
 
     #[test]
-    fn sparse_int_ids_use_the_hash_path() {
+    fn extreme_int_ids() {
         let a: &[i64] = &[i64::MAX, -5, i64::MIN, -5];
-        let r = remap(&IdColumn::Int(vec![a])).unwrap();
-        assert_eq!(r.codes, vec![2, 1, 0, 1]);
+        let (codes, _) = remap(&IdColumn::Int(vec![a])).unwrap();
+        assert_eq!(codes, vec![2, 1, 0, 1]);
     }
 
     #[test]
     fn string_ids() {
         let offsets: &[i32] = &[0, 1, 3, 4];
         let data = b"bacb";
-        let chunk = StrChunk { offsets: Offsets::I32(offsets), data };
-        let r = remap(&IdColumn::Str(vec![chunk])).unwrap();
+        let chunk = StrChunk {
+            offsets: Offsets::I32(offsets),
+            data,
+        };
+        let (codes, uniques) = remap(&IdColumn::Str(vec![chunk])).unwrap();
         // "b", "ac", "b" -> codes ac=0, b=1
-        assert_eq!(r.codes, vec![1, 0, 1]);
-        match r.uniques {
+        assert_eq!(codes, vec![1, 0, 1]);
+        match uniques {
             Uniques::Str { offsets, data } => {
                 assert_eq!(offsets, vec![0, 2, 3]);
                 assert_eq!(data, b"acb".to_vec());
             }
             _ => panic!("expected strings"),
         }
+    }
+
+    #[test]
+    fn mixing_integer_and_string_chunks_is_an_error() {
+        let mut remapper = Remapper::default();
+        let mut codes = Vec::new();
+        let ints: &[i64] = &[1];
+        remapper
+            .extend(&IdColumn::Int(vec![ints]), &mut codes)
+            .unwrap();
+        let chunk = StrChunk {
+            offsets: Offsets::I32(&[0, 1]),
+            data: b"a",
+        };
+        assert!(remapper
+            .extend(&IdColumn::Str(vec![chunk]), &mut codes)
+            .is_err());
     }
 }

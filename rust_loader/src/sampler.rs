@@ -38,27 +38,43 @@ impl AliasTable {
     #[inline]
     pub fn draw(&self, rng: &mut Rng) -> usize {
         let i = rng.below(self.prob.len() as u64) as usize;
-        if rng.unit() < self.prob[i] { i } else { self.alias[i] as usize }
+        if rng.unit() < self.prob[i] {
+            i
+        } else {
+            self.alias[i] as usize
+        }
     }
 }
 
 pub enum ItemSampler {
-    Uniform { n_items: usize },
+    Uniform {
+        n_items: usize,
+    },
     /// Proportional to training-split counts; entry k of the table is item k + 1.
-    Popularity { table: AliasTable, n_items: usize },
+    Popularity {
+        table: AliasTable,
+        n_items: usize,
+    },
 }
 
 impl ItemSampler {
-    pub fn parse(name: &str, n_items: usize, counts: impl FnOnce() -> Vec<i64>) -> Result<Self, String> {
+    pub fn parse(
+        name: &str,
+        n_items: usize,
+        counts: impl FnOnce() -> Vec<i64>,
+    ) -> Result<Self, String> {
         match name {
             "uniform" => Ok(ItemSampler::Uniform { n_items }),
             "popularity" => {
                 let counts = counts();
                 let weights: Vec<f64> = counts[1..].iter().map(|&c| c as f64).collect();
-                let table = AliasTable::new(&weights).ok_or("popularity sampling needs at least one training interaction")?;
+                let table = AliasTable::new(&weights)
+                    .ok_or("popularity sampling needs at least one training interaction")?;
                 Ok(ItemSampler::Popularity { table, n_items })
             }
-            other => Err(format!("negative_sampler must be 'uniform' or 'popularity', got {other:?}")),
+            other => Err(format!(
+                "negative_sampler must be 'uniform' or 'popularity', got {other:?}"
+            )),
         }
     }
 
@@ -109,7 +125,10 @@ pub struct ItemSet {
 
 impl ItemSet {
     pub fn new(max_item: usize) -> Self {
-        ItemSet { words: vec![0; max_item / 64 + 1], members: Vec::new() }
+        ItemSet {
+            words: vec![0; max_item / 64 + 1],
+            members: Vec::new(),
+        }
     }
 
     /// Number of distinct non-padding members.

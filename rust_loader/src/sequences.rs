@@ -12,7 +12,10 @@ pub enum IdMap {
     Index,
     Int(Buf<i64>),
     /// UTF-8 strings in Arrow layout: `data[offsets[i]..offsets[i + 1]]`.
-    Str { offsets: Buf<i64>, data: Buf<u8> },
+    Str {
+        offsets: Buf<i64>,
+        data: Buf<u8>,
+    },
 }
 
 impl IdMap {
@@ -104,11 +107,15 @@ impl Sequences {
     }
 
     pub fn train_interactions(&self) -> usize {
-        (0..self.n_users()).map(|u| self.train_end(u) - self.start(u)).sum()
+        (0..self.n_users())
+            .map(|u| self.train_end(u) - self.start(u))
+            .sum()
     }
 
     pub fn count_targets(&self, split: EvalSplit) -> usize {
-        (0..self.n_users()).filter(|&u| self.target_pos(split, u).is_some()).count()
+        (0..self.n_users())
+            .filter(|&u| self.target_pos(split, u).is_some())
+            .count()
     }
 
     /// How often each item occurs in the training split; index 0 (padding) stays 0.
@@ -142,7 +149,9 @@ impl Sequences {
         if offsets.first() != Some(&0) {
             return Err("offsets must start at 0".into());
         }
-        if *offsets.last().unwrap() as usize != self.items.len() || self.items.len() != self.times.len() {
+        if *offsets.last().unwrap() as usize != self.items.len()
+            || self.items.len() != self.times.len()
+        {
             return Err(format!(
                 "offsets end at {} but there are {} items and {} times",
                 offsets.last().unwrap(),
@@ -154,30 +163,53 @@ impl Sequences {
             return Err(format!("offsets decrease at user {u}"));
         }
         let n_items = self.n_items as i32;
-        if let Some(i) = self.items.par_iter().position_any(|&x| x < 1 || x > n_items) {
-            return Err(format!("item {} at index {i} is outside 1..={n_items}", self.items[i]));
+        if let Some(i) = self
+            .items
+            .par_iter()
+            .position_any(|&x| x < 1 || x > n_items)
+        {
+            return Err(format!(
+                "item {} at index {i} is outside 1..={n_items}",
+                self.items[i]
+            ));
         }
         let split = &self.split;
-        if split.train_end.len() != n_users || split.valid_pos.len() != n_users || split.test_pos.len() != n_users {
+        if split.train_end.len() != n_users
+            || split.valid_pos.len() != n_users
+            || split.test_pos.len() != n_users
+        {
             return Err("split arrays do not have one entry per user".into());
         }
         for u in 0..n_users {
             let (start, end) = (offsets[u], offsets[u + 1]);
             let train_end = split.train_end[u];
             if train_end < start || train_end > end {
-                return Err(format!("user {u}: training end {train_end} outside [{start}, {end}]"));
+                return Err(format!(
+                    "user {u}: training end {train_end} outside [{start}, {end}]"
+                ));
             }
-            for (name, pos) in [("validation", split.valid_pos[u]), ("test", split.test_pos[u])] {
+            for (name, pos) in [
+                ("validation", split.valid_pos[u]),
+                ("test", split.test_pos[u]),
+            ] {
                 if pos != -1 && (pos <= start || pos >= end) {
-                    return Err(format!("user {u}: {name} target {pos} outside ({start}, {end})"));
+                    return Err(format!(
+                        "user {u}: {name} target {pos} outside ({start}, {end})"
+                    ));
                 }
             }
         }
         for (name, ids) in [("user", &self.user_ids), ("item", &self.item_ids)] {
-            let expected = if name == "user" { n_users } else { self.n_items };
+            let expected = if name == "user" {
+                n_users
+            } else {
+                self.n_items
+            };
             if let Some(len) = ids.len() {
                 if len != expected {
-                    return Err(format!("{name} id map has {len} entries, expected {expected}"));
+                    return Err(format!(
+                        "{name} id map has {len} entries, expected {expected}"
+                    ));
                 }
             }
         }

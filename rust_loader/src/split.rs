@@ -31,7 +31,11 @@ pub fn leave_one_out(offsets: &[i64]) -> Split {
             }
         }
     }
-    Split { train_end: Buf::owned(train_end), valid_pos: Buf::owned(valid_pos), test_pos: Buf::owned(test_pos) }
+    Split {
+        train_end: Buf::owned(train_end),
+        valid_pos: Buf::owned(valid_pos),
+        test_pos: Buf::owned(test_pos),
+    }
 }
 
 /// The timestamps at which validation and test periods start: the (1 - valid - test) and
@@ -68,7 +72,11 @@ pub fn temporal(offsets: &[i64], times: &[i64], t_valid: i64, t_test: i64) -> Sp
         let has_test = first_test > start && first_test < end;
         test_pos.push(if has_test { first_test as i64 } else { -1 });
     }
-    Split { train_end: Buf::owned(train_end), valid_pos: Buf::owned(valid_pos), test_pos: Buf::owned(test_pos) }
+    Split {
+        train_end: Buf::owned(train_end),
+        valid_pos: Buf::owned(valid_pos),
+        test_pos: Buf::owned(test_pos),
+    }
 }
 
 #[cfg(test)]

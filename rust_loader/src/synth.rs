@@ -52,10 +52,36 @@ impl SynthConfig {
             seed,
         };
         Ok(match name {
-            "tiny" => SynthConfig { n_users: 300, n_items: 150, n_interactions: 9_000, min_len: 8, max_len: 120, n_clusters: 6, ..base },
-            "ml-100k" => SynthConfig { n_users: 943, n_items: 1_682, n_interactions: 100_000, max_len: 737, n_clusters: 40, ..base },
-            "ml-20m" => SynthConfig { n_users: 138_493, n_items: 26_744, n_interactions: 20_000_263, max_len: 9_254, n_clusters: 400, ..base },
-            other => return Err(format!("unknown preset {other:?}; presets are 'tiny', 'ml-100k' and 'ml-20m'")),
+            "tiny" => SynthConfig {
+                n_users: 300,
+                n_items: 150,
+                n_interactions: 9_000,
+                min_len: 8,
+                max_len: 120,
+                n_clusters: 6,
+                ..base
+            },
+            "ml-100k" => SynthConfig {
+                n_users: 943,
+                n_items: 1_682,
+                n_interactions: 100_000,
+                max_len: 737,
+                n_clusters: 40,
+                ..base
+            },
+            "ml-20m" => SynthConfig {
+                n_users: 138_493,
+                n_items: 26_744,
+                n_interactions: 20_000_263,
+                max_len: 9_254,
+                n_clusters: 400,
+                ..base
+            },
+            other => {
+                return Err(format!(
+                    "unknown preset {other:?}; presets are 'tiny', 'ml-100k' and 'ml-20m'"
+                ))
+            }
         })
     }
 
@@ -64,13 +90,20 @@ impl SynthConfig {
             return Err("a synthetic dataset needs users, at least 2 items and a cluster".into());
         }
         if self.max_len > self.n_items || self.min_len > self.max_len || self.min_len == 0 {
-            return Err(format!("need 1 <= min_len <= max_len <= n_items, got {} / {} / {}", self.min_len, self.max_len, self.n_items));
+            return Err(format!(
+                "need 1 <= min_len <= max_len <= n_items, got {} / {} / {}",
+                self.min_len, self.max_len, self.n_items
+            ));
         }
         let (lo, hi) = (self.n_users * self.min_len, self.n_users * self.max_len);
         if self.n_interactions < lo || self.n_interactions > hi {
-            return Err(format!("n_interactions must be in [{lo}, {hi}] for these users and lengths"));
+            return Err(format!(
+                "n_interactions must be in [{lo}, {hi}] for these users and lengths"
+            ));
         }
-        if !(0.0..=1.0).contains(&(self.p_transition + self.p_cluster)) || self.n_interactions >= i64::MAX as usize {
+        if !(0.0..=1.0).contains(&(self.p_transition + self.p_cluster))
+            || self.n_interactions >= i64::MAX as usize
+        {
             return Err("p_transition + p_cluster must be in [0, 1]".into());
         }
         Ok(())
@@ -92,8 +125,13 @@ impl Catalogue {
         let n = cfg.n_items;
         let mut ranks: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut ranks);
-        let weights: Vec<f64> = ranks.iter().map(|&r| 1.0 / ((r + 1) as f64).powf(cfg.zipf_exponent)).collect();
-        let cluster_of: Vec<u32> = (0..n).map(|_| rng.below(cfg.n_clusters as u64) as u32).collect();
+        let weights: Vec<f64> = ranks
+            .iter()
+            .map(|&r| 1.0 / ((r + 1) as f64).powf(cfg.zipf_exponent))
+            .collect();
+        let cluster_of: Vec<u32> = (0..n)
+            .map(|_| rng.below(cfg.n_clusters as u64) as u32)
+            .collect();
         let mut members: Vec<Vec<i32>> = vec![Vec::new(); cfg.n_clusters];
         for i in 0..n {
             members[cluster_of[i] as usize].push(i as i32 + 1);
@@ -102,8 +140,18 @@ impl Catalogue {
             .into_iter()
             .map(|items| {
                 // An empty cluster borrows the whole catalogue so that draws always succeed.
-                let items = if items.is_empty() { (1..=n as i32).collect() } else { items };
-                let table = AliasTable::new(&items.iter().map(|&x| weights[x as usize - 1]).collect::<Vec<_>>()).unwrap();
+                let items = if items.is_empty() {
+                    (1..=n as i32).collect()
+                } else {
+                    items
+                };
+                let table = AliasTable::new(
+                    &items
+                        .iter()
+                        .map(|&x| weights[x as usize - 1])
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap();
                 (items, table)
             })
             .collect();
@@ -123,7 +171,12 @@ impl Catalogue {
                 }
             }
         }
-        Catalogue { global: AliasTable::new(&weights).unwrap(), cluster_of, clusters, successors }
+        Catalogue {
+            global: AliasTable::new(&weights).unwrap(),
+            cluster_of,
+            clusters,
+            successors,
+        }
     }
 
     fn popular(&self, rng: &mut Rng) -> i32 {
@@ -181,7 +234,13 @@ fn lengths(cfg: &SynthConfig) -> Vec<usize> {
     extra.into_iter().map(|e| cfg.min_len + e).collect()
 }
 
-fn generate_user(cfg: &SynthConfig, catalogue: &Catalogue, user: usize, items: &mut [i32], times: &mut [i64]) {
+fn generate_user(
+    cfg: &SynthConfig,
+    catalogue: &Catalogue,
+    user: usize,
+    items: &mut [i32],
+    times: &mut [i64],
+) {
     let mut rng = Rng::from_parts(&[cfg.seed, domain::SYNTH_USER, user as u64]);
     let mut seen = ItemSet::new(cfg.n_items + 1);
     let favourites = [
@@ -220,7 +279,10 @@ fn generate_user(cfg: &SynthConfig, catalogue: &Catalogue, user: usize, items: &
             // Everything tried was already seen: take the first unseen item after a random one.
             let n = cfg.n_items;
             let from = rng.below(n as u64) as usize;
-            next = (0..n).map(|d| ((from + d) % n) as i32 + 1).find(|&x| !seen.contains(x)).expect("max_len <= n_items");
+            next = (0..n)
+                .map(|d| ((from + d) % n) as i32 + 1)
+                .find(|&x| !seen.contains(x))
+                .expect("max_len <= n_items");
         }
         seen.insert(next);
         *slot = next;
@@ -322,7 +384,9 @@ mod tests {
             sorted.sort();
             sorted.dedup();
             assert_eq!(sorted.len(), seq.len(), "no repeated items within a user");
-            assert!(s.times[s.start(u)..s.offsets[u + 1] as usize].windows(2).all(|w| w[0] < w[1]));
+            assert!(s.times[s.start(u)..s.offsets[u + 1] as usize]
+                .windows(2)
+                .all(|w| w[0] < w[1]));
             for &x in seq {
                 counts[x as usize] += 1;
             }

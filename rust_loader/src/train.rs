@@ -3,6 +3,7 @@
 //! sharded by (rank, world_size).
 
 use crate::augment::{augment, Augmentation};
+use crate::pool;
 use crate::prefetch::{Array, Batch, BatchMaker};
 use crate::rng::{domain, Rng};
 use crate::sampler::{ItemSampler, ItemSet};
@@ -53,7 +54,10 @@ impl TrainConfig {
             return Err("batch_size and max_len must be positive".into());
         }
         if self.world_size == 0 || self.rank >= self.world_size {
-            return Err(format!("rank must be in 0..world_size, got rank {} of {}", self.rank, self.world_size));
+            return Err(format!(
+                "rank must be in 0..world_size, got rank {} of {}",
+                self.rank, self.world_size
+            ));
         }
         if let Objective::Cloze { mask_prob } = self.objective {
             if !(mask_prob > 0.0 && mask_prob <= 1.0) {
@@ -62,7 +66,10 @@ impl TrainConfig {
         }
         if let Some(views) = &self.views {
             if views.augmentations.is_empty() || !(0.0..=1.0).contains(&views.fraction) {
-                return Err("contrastive views need at least one augmentation and a fraction in [0, 1]".into());
+                return Err(
+                    "contrastive views need at least one augmentation and a fraction in [0, 1]"
+                        .into(),
+                );
             }
         }
         Ok(())
@@ -85,17 +92,31 @@ pub struct TrainStream {
 }
 
 impl TrainStream {
-    pub fn new(seqs: Arc<Sequences>, config: TrainConfig, sampler: Arc<ItemSampler>) -> Result<Self, String> {
+    pub fn new(
+        seqs: Arc<Sequences>,
+        config: TrainConfig,
+        sampler: Arc<ItemSampler>,
+    ) -> Result<Self, String> {
         config.check()?;
         // A causal sample needs a target after its first input; a cloze sample one item.
-        let min_len = if config.objective == Objective::Causal { 2 } else { 1 };
-        let mut users: Vec<u32> = (0..seqs.n_users() as u32).filter(|&u| seqs.train(u as usize).len() >= min_len).collect();
+        let min_len = if config.objective == Objective::Causal {
+            2
+        } else {
+            1
+        };
+        let mut users: Vec<u32> = (0..seqs.n_users() as u32)
+            .filter(|&u| seqs.train(u as usize).len() >= min_len)
+            .collect();
         // Users go to ranks by a seed-fixed shuffle, so every rank has the same samples each
         // epoch (a stable len()) and the ranks' user sets are disjoint.
         if config.shuffle {
             Rng::from_parts(&[config.seed, domain::SHARD]).shuffle(&mut users);
         }
-        let mut shard: Vec<u32> = users.into_iter().skip(config.rank).step_by(config.world_size).collect();
+        let mut shard: Vec<u32> = users
+            .into_iter()
+            .skip(config.rank)
+            .step_by(config.world_size)
+            .collect();
         shard.sort_unstable();
         let first_target = min_len as i64 - 1; // causal targets start at the second item
         let mut samples = Vec::new();
@@ -113,7 +134,12 @@ impl TrainStream {
                 }
             }
         }
-        Ok(TrainStream { seqs, config, sampler, samples })
+        Ok(TrainStream {
+            seqs,
+            config,
+            sampler,
+            samples,
+        })
     }
 
     pub fn n_samples(&self) -> usize {
@@ -122,20 +148,34 @@ impl TrainStream {
 
     pub fn n_batches(&self) -> usize {
         let (n, b) = (self.samples.len(), self.config.batch_size);
-        if self.config.drop_last { n / b } else { n.div_ceil(b) }
+        if self.config.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
     }
 
     /// The samples of one epoch, in batch order.
     pub fn epoch_samples(&self, epoch: u64) -> Vec<Sample> {
         let mut samples = self.samples.clone();
         if self.config.shuffle {
-            Rng::from_parts(&[self.config.seed, domain::ORDER, epoch, self.config.rank as u64]).shuffle(&mut samples);
+            Rng::from_parts(&[
+                self.config.seed,
+                domain::ORDER,
+                epoch,
+                self.config.rank as u64,
+            ])
+            .shuffle(&mut samples);
         }
         samples
     }
 
     pub fn epoch(self: &Arc<Self>, epoch: u64) -> EpochBatches {
-        EpochBatches { stream: Arc::clone(self), samples: self.epoch_samples(epoch), epoch }
+        EpochBatches {
+            stream: Arc::clone(self),
+            samples: self.epoch_samples(epoch),
+            epoch,
+        }
     }
 }
 
@@ -163,7 +203,13 @@ impl EpochBatches {
         let start = seqs.start(user);
         let end = sample.end as usize;
         let items = &seqs.items[..];
-        let mut rng = Rng::from_parts(&[cfg.seed, domain::SAMPLE, self.epoch, sample.user as u64, sample.end as u64]);
+        let mut rng = Rng::from_parts(&[
+            cfg.seed,
+            domain::SAMPLE,
+            self.epoch,
+            sample.user as u64,
+            sample.end as u64,
+        ]);
         let inputs = &mut out.inputs[row * l..(row + 1) * l];
         let targets = &mut out.targets[row * l..(row + 1) * l];
         // `window` is the raw item sequence the views are made from.
@@ -216,8 +262,16 @@ impl EpochBatches {
         if let Some(views) = &cfg.views {
             let mask_token = seqs.n_items as i64 + 1;
             for view in out.views.iter_mut() {
-                let kind = views.augmentations[rng.below(views.augmentations.len() as u64) as usize];
-                augment(kind, window, views.fraction, mask_token, &mut rng, &mut view[row * l..(row + 1) * l]);
+                let kind =
+                    views.augmentations[rng.below(views.augmentations.len() as u64) as usize];
+                augment(
+                    kind,
+                    window,
+                    views.fraction,
+                    mask_token,
+                    &mut rng,
+                    &mut view[row * l..(row + 1) * l],
+                );
             }
         }
     }
@@ -235,27 +289,51 @@ impl BatchMaker for EpochBatches {
         let r = rows.len();
         let view_len = if cfg.views.is_some() { r * l } else { 0 };
         let mut out = Rows {
-            inputs: vec![0; r * l],
-            targets: vec![0; r * l],
-            negatives: vec![0; r * l * n],
-            views: [vec![0; view_len], vec![0; view_len]],
+            inputs: pool::zeroed(r * l),
+            targets: pool::zeroed(r * l),
+            negatives: pool::zeroed(r * l * n),
+            views: [pool::zeroed(view_len), pool::zeroed(view_len)],
         };
         let mut history = ItemSet::new(self.stream.seqs.n_items + 1);
         for (row, &sample) in rows.iter().enumerate() {
             self.fill_row(sample, row, &mut out, &mut history);
         }
         let mut batch = vec![
-            Array { name: "inputs", shape: vec![r, l], data: out.inputs },
-            Array { name: "targets", shape: vec![r, l], data: out.targets },
-            Array { name: "users", shape: vec![r], data: rows.iter().map(|s| s.user as i64).collect() },
+            Array {
+                name: "inputs",
+                shape: vec![r, l],
+                data: out.inputs,
+            },
+            Array {
+                name: "targets",
+                shape: vec![r, l],
+                data: out.targets,
+            },
+            Array {
+                name: "users",
+                shape: vec![r],
+                data: rows.iter().map(|s| s.user as i64).collect(),
+            },
         ];
         if n > 0 {
-            batch.push(Array { name: "negatives", shape: vec![r, l, n], data: out.negatives });
+            batch.push(Array {
+                name: "negatives",
+                shape: vec![r, l, n],
+                data: out.negatives,
+            });
         }
         if cfg.views.is_some() {
             let [v1, v2] = out.views;
-            batch.push(Array { name: "view1", shape: vec![r, l], data: v1 });
-            batch.push(Array { name: "view2", shape: vec![r, l], data: v2 });
+            batch.push(Array {
+                name: "view1",
+                shape: vec![r, l],
+                data: v1,
+            });
+            batch.push(Array {
+                name: "view2",
+                shape: vec![r, l],
+                data: v2,
+            });
         }
         Ok(batch)
     }
@@ -285,13 +363,17 @@ mod tests {
 
     fn stream(window: Window, rank: usize, world_size: usize) -> Arc<TrainStream> {
         let seqs = Arc::new(synthesize(&SynthConfig::preset("tiny", 0).unwrap()).unwrap());
-        let sampler = Arc::new(ItemSampler::Uniform { n_items: seqs.n_items });
+        let sampler = Arc::new(ItemSampler::Uniform {
+            n_items: seqs.n_items,
+        });
         Arc::new(TrainStream::new(seqs, config(window, rank, world_size), sampler).unwrap())
     }
 
     fn all_batches(stream: &Arc<TrainStream>, epoch: u64, threads: usize) -> Vec<Batch> {
         let mut prefetcher = Prefetcher::new(Arc::new(stream.epoch(epoch)), 0, threads);
-        std::iter::from_fn(|| prefetcher.next_batch()).map(|b| b.unwrap()).collect()
+        std::iter::from_fn(|| prefetcher.next_batch())
+            .map(|b| b.unwrap())
+            .collect()
     }
 
     #[test]
@@ -329,7 +411,10 @@ mod tests {
                 assert_eq!(seen[p], 1, "user {u} position {p}");
             }
             for p in seqs.train_end(u)..seqs.offsets[u + 1] as usize {
-                assert_eq!(seen[p], 0, "held-out position {p} of user {u} used in training");
+                assert_eq!(
+                    seen[p], 0,
+                    "held-out position {p} of user {u} used in training"
+                );
             }
         }
     }

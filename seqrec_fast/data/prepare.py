@@ -57,14 +57,25 @@ class PrepareOptions:
         return dataclasses.asdict(self)
 
 
-def _build(table: pa.Table, options: PrepareOptions, where) -> tuple[_loader.Sequences, dict]:
-    """Runs the Rust core on checked columns; `where(row)` names a row for error messages."""
+def _build(batches: list[pa.RecordBatch], options: PrepareOptions, where) -> tuple[_loader.Sequences, dict]:
+    """Runs the Rust core on checked columns, consuming `batches` (each is freed once handed
+    over, so the input table and the Rust arrays do not coexist in full); `where(row)` names a
+    row for error messages."""
+    builder = _loader.InteractionBuilder()
+    batches.reverse()
     try:
-        return _loader.build_sequences(
-            id_chunks(table.column("user")),
-            id_chunks(table.column("item")),
-            number_chunks(table.column("time")) if "time" in table.column_names else None,
-            table.num_rows,
+        while batches:
+            batch = batches.pop()
+            builder.add(
+                id_chunks(batch.column("user")),
+                id_chunks(batch.column("item")),
+                number_chunks(batch.column("time")) if "time" in batch.schema.names else None,
+                batch.num_rows,
+            )
+            del batch
+            # Arrow's allocator keeps freed blocks; give them back so memory falls as Rust's grows.
+            pa.default_memory_pool().release_unused()
+        return builder.finish(
             min_user=max(options.k_core, options.min_seq_len),
             min_item=max(options.k_core, 1),
             drop_duplicates=options.drop_duplicates,
@@ -145,11 +156,12 @@ def prepare_dataset(
             log.info("%s: up to date, memory-mapped", Path(out_dir) / CACHE_FILE)
             return cached
     data: Interactions = read_interactions(path, format, prepare.columns, prepare.delimiter, with_rating=prepare.min_rating is not None)
-    table = data.table
+    table, data.table = data.table, None  # from here on `table` is the only reference
+    rows_read = table.num_rows
     if prepare.min_rating is not None:
         keep = pc.greater_equal(table.column("rating"), prepare.min_rating)
-        table = table.filter(keep)
-        log.info("%s: rating >= %s keeps %d of %d rows", path, prepare.min_rating, table.num_rows, data.table.num_rows)
+        table = table.filter(keep).drop_columns(["rating"])
+        log.info("%s: rating >= %s keeps %d of %d rows", path, prepare.min_rating, table.num_rows, rows_read)
         # Row numbers in later errors refer to the filtered table; map them back to the file.
         kept_rows = pc.indices_nonzero(keep).to_numpy()
         where = lambda row: f"{path}: {data.where(int(kept_rows[row]))}"  # noqa: E731
@@ -157,8 +169,9 @@ def prepare_dataset(
         where = lambda row: f"{path}: {data.where(row)}"  # noqa: E731
     if table.num_rows == 0:
         raise DataFormatError(f"{path}: no rows have rating >= {prepare.min_rating}")
-    sequences, report = _build(table, prepare, where)
-    del table, data
+    batches = table.to_batches()
+    del table
+    sequences, report = _build(batches, prepare, where)
     name = path.stem if path.suffix else path.name
     meta = {
         "name": name,
@@ -194,7 +207,7 @@ def from_interactions(
     from .readers import _check  # the readers' checks apply to arrays too
 
     _check(data)
-    sequences, report = _build(data.table, prepare, lambda row: f"<{name}>: {data.where(row)}")
+    sequences, report = _build(data.table.to_batches(), prepare, lambda row: f"<{name}>: {data.where(row)}")
     meta = {"name": name, "source": {"arrays": True}, "options": prepare.to_dict(),
             "split": _split_meta(prepare.split, prepare.valid_fraction, prepare.test_fraction), "report": report}
     dataset = dataset_from_sequences(sequences, meta)

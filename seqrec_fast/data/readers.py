@@ -27,6 +27,7 @@ _CANDIDATES = {
     "rating": ("rating", "score", "stars"),
 }
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_BLOCK_SIZE = 16 << 20
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
 
 
@@ -45,7 +46,7 @@ class ColumnMap:
 class Interactions:
     """Columns "user", "item" and, when present, "time" and "rating"."""
 
-    table: pa.Table
+    table: pa.Table | None
     path: Path
     #: line number of the first data row (CSV-like files) or None (Parquet: rows count from 0)
     first_line: int | None
@@ -73,7 +74,8 @@ def read_interactions(
     delimiter: str | None = None,
     with_rating: bool = False,
 ) -> Interactions:
-    """Reads and checks an interaction file. `with_rating` also reads the rating column."""
+    """Reads and checks an interaction file. `with_rating` also reads the rating column. Only
+    the needed columns are parsed."""
     path = Path(path)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -83,29 +85,47 @@ def read_interactions(
         raise DataFormatError(f"{path}: the file is empty; expected interaction rows")
     kind = detect_format(path) if format == "auto" else format
     if kind == "parquet":
-        raw, first_line = _read_parquet(path), None
+        table, first_line = _read_parquet(path, columns, with_rating), None
     elif kind == "recbole":
-        raw, first_line = _read_recbole(path), 2
+        table, first_line = _read_recbole(path, columns, with_rating), 2
     elif kind == "movielens" and not path.name.lower().endswith(".csv"):
-        raw, first_line = _read_movielens(path, delimiter), 1
+        table, first_line = _read_movielens(path, delimiter, columns, with_rating), 1
     else:
         sep = delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-        raw, first_line = _read_csv(path, sep), 2
-    interactions = Interactions(_select(raw, columns, path, with_rating), path, first_line)
+        names = _column_names(path, sep, pacsv.ReadOptions())
+        roles = _resolve(names, columns, path, with_rating)
+        table, first_line = _roles(_read_csv(path, sep, include=list(roles.values())), roles), 2
+    # Arrow's allocator keeps the parser's scratch memory; hand it back before the heavy work.
+    pa.default_memory_pool().release_unused()
+    interactions = Interactions(table, path, first_line)
     _check(interactions)
     return interactions
 
 
+def _roles(table: pa.Table, roles: dict[str, str]) -> pa.Table:
+    """The table with its columns renamed to user, item, time, rating."""
+    return pa.table({role: table.column(name) for role, name in roles.items()})
+
+
 # -- format readers ----------------------------------------------------------------------------
-def _read_csv(path: Path, delimiter: str, read_options: pacsv.ReadOptions | None = None, types: dict | None = None) -> pa.Table:
+def _read_csv(
+    path: Path,
+    delimiter: str,
+    read_options: pacsv.ReadOptions | None = None,
+    types: dict | None = None,
+    include: list[str] | None = None,
+) -> pa.Table:
     """pyarrow CSV with error messages that name the file, the line and the column."""
     read_options = read_options or pacsv.ReadOptions()
+    # Streaming in large blocks peaks at a fraction of `read_csv`'s memory and is faster.
+    read_options.block_size = _BLOCK_SIZE
     types = dict(types or {})
     parse = pacsv.ParseOptions(delimiter=delimiter)
     for _attempt in range(8):  # each retry fixes one column's type
         try:
-            return pacsv.read_csv(path, read_options=read_options, parse_options=parse,
-                                  convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""]))
+            convert = pacsv.ConvertOptions(column_types=types, null_values=[""], include_columns=include)
+            reader = pacsv.open_csv(path, read_options=read_options, parse_options=parse, convert_options=convert)
+            return pa.Table.from_batches(list(reader), schema=reader.schema)
         except pa.ArrowInvalid as error:
             message = str(error)
             if "Empty CSV file" in message:
@@ -114,8 +134,8 @@ def _read_csv(path: Path, delimiter: str, read_options: pacsv.ReadOptions | None
             if not match:
                 raise DataFormatError(f"{path}: {message}") from None
             # A column whose first rows looked numeric holds text further down: read it as
-            # text; `_select` then accepts it as string ids or reports it as non-numeric.
-            names = _column_names(path, delimiter, read_options)
+            # text; the checks then accept it as string ids or report it as non-numeric.
+            names = _column_names(path, delimiter, read_options)  # the index counts file columns
             types[names[int(match.group(1))]] = pa.string()
     raise DataFormatError(f"{path}: could not settle the column types")
 
@@ -123,20 +143,26 @@ def _read_csv(path: Path, delimiter: str, read_options: pacsv.ReadOptions | None
 def _column_names(path: Path, delimiter: str, read_options: pacsv.ReadOptions) -> list[str]:
     if read_options.column_names:
         return list(read_options.column_names)
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16, autogenerate_column_names=read_options.autogenerate_column_names),
-                            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                            convert_options=pacsv.ConvertOptions(column_types={}))
+    try:
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                                parse_options=pacsv.ParseOptions(delimiter=delimiter))
+    except pa.ArrowInvalid as error:
+        if "Empty CSV file" in str(error):
+            raise DataFormatError(f"{path}: the file is empty; expected interaction rows") from None
+        raise DataFormatError(f"{path}: {error}") from None
     return list(reader.schema.names)
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path, columns: ColumnMap, with_rating: bool) -> pa.Table:
     try:
-        return pq.read_table(path)
+        names = pq.read_schema(path).names
+        roles = _resolve(names, columns, path, with_rating)
+        return _roles(pq.read_table(path, columns=list(roles.values())), roles)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataFormatError(f"{path}: not a readable Parquet file ({error})") from None
 
 
-def _read_recbole(path: Path) -> pa.Table:
+def _read_recbole(path: Path, columns: ColumnMap, with_rating: bool) -> pa.Table:
     """RecBole atomic file: a tab-separated header of `name:type` fields (token, float, ...)."""
     with open(path, encoding="utf-8") as handle:
         header = handle.readline().rstrip("\r\n").split("\t")
@@ -150,29 +176,32 @@ def _read_recbole(path: Path) -> pa.Table:
             types[name] = pa.string()
         elif kind == "float":
             types[name] = pa.float64()
+    roles = _resolve(names, columns, path, with_rating)
     options = pacsv.ReadOptions(skip_rows=1, column_names=names)
-    return _read_csv(path, "\t", options, types)
+    return _roles(_read_csv(path, "\t", options, types, include=list(roles.values())), roles)
 
 
-def _read_movielens(path: Path, delimiter: str | None) -> pa.Table:
+def _read_movielens(path: Path, delimiter: str | None, columns: ColumnMap, with_rating: bool) -> pa.Table:
     """ml-100k u.data (tab separated) and ml-1m/ml-10m ratings.dat (`::` separated), no header:
     user, item, rating, timestamp."""
     with open(path, encoding="latin-1") as handle:
         first = handle.readline()
     names = ["user_id", "item_id", "rating", "timestamp"]
+    roles = _resolve(names, columns, path, with_rating)
     if "::" in first:
-        # pyarrow splits on one character: "a::b" is a, (empty), b, so take every other field.
-        options = pacsv.ReadOptions(column_names=[f"f{i}" for i in range(7)])
-        table = _read_csv(path, ":", options)
-        if table.num_columns != 7:
-            raise DataFormatError(f"{path}: expected UserID::MovieID::Rating::Timestamp rows")
-        return pa.table({name: table.column(f"f{2 * i}") for i, name in enumerate(names)})
-    return _read_csv(path, delimiter or "\t", pacsv.ReadOptions(column_names=names))
+        # pyarrow splits on one character: "a::b" is a, (empty), b, so field i is column 2i.
+        if first.count("::") != 3:
+            raise DataFormatError(f"{path}: line 1: expected UserID::MovieID::Rating::Timestamp")
+        raw = [f"f{i}" for i in range(7)]
+        file_roles = {role: raw[2 * names.index(name)] for role, name in roles.items()}
+        table = _read_csv(path, ":", pacsv.ReadOptions(column_names=raw), include=list(file_roles.values()))
+        return _roles(table, file_roles)
+    table = _read_csv(path, delimiter or "\t", pacsv.ReadOptions(column_names=names), include=list(roles.values()))
+    return _roles(table, roles)
 
 
 # -- column selection and checks ---------------------------------------------------------------
-def _find(table: pa.Table, role: str, given: str | None, path: Path, required: bool) -> str | None:
-    names = table.column_names
+def _find(names: list[str], role: str, given: str | None, path: Path, required: bool) -> str | None:
     if given is not None:
         if given not in names:
             raise DataFormatError(f"{path}: no column {given!r} (for {role}); the file has columns {names}")
@@ -189,15 +218,16 @@ def _find(table: pa.Table, role: str, given: str | None, path: Path, required: b
     return None
 
 
-def _select(table: pa.Table, columns: ColumnMap, path: Path, with_rating: bool) -> pa.Table:
-    selected = {
-        "user": _find(table, "user", columns.user, path, required=True),
-        "item": _find(table, "item", columns.item, path, required=True),
-        "time": _find(table, "time", columns.time, path, required=False),
+def _resolve(names: list[str], columns: ColumnMap, path: Path, with_rating: bool) -> dict[str, str]:
+    """Which file column plays which role (user, item, time, rating)."""
+    roles = {
+        "user": _find(names, "user", columns.user, path, required=True),
+        "item": _find(names, "item", columns.item, path, required=True),
+        "time": _find(names, "time", columns.time, path, required=False),
     }
     if with_rating:
-        selected["rating"] = _find(table, "rating", columns.rating, path, required=True)
-    return pa.table({role: table.column(name) for role, name in selected.items() if name is not None})
+        roles["rating"] = _find(names, "rating", columns.rating, path, required=True)
+    return {role: name for role, name in roles.items() if name is not None}
 
 
 def _first(mask: pa.ChunkedArray) -> int:
@@ -267,10 +297,14 @@ def _numbers(column: pa.ChunkedArray, role: str, data: Interactions) -> pa.Chunk
 
 
 # -- handing columns to Rust without copying ----------------------------------------------------
-def id_chunks(column: pa.ChunkedArray) -> list:
+def _chunks(column: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+
+
+def id_chunks(column: pa.ChunkedArray | pa.Array) -> list:
     """Zero-copy numpy views of each chunk: int64 arrays, or (offsets, utf8 bytes) for strings."""
     chunks = []
-    for chunk in column.chunks:
+    for chunk in _chunks(column):
         if pa.types.is_integer(chunk.type):
             chunks.append(chunk.to_numpy(zero_copy_only=True))
             continue
@@ -282,5 +316,5 @@ def id_chunks(column: pa.ChunkedArray) -> list:
     return chunks
 
 
-def number_chunks(column: pa.ChunkedArray) -> list[np.ndarray]:
-    return [chunk.to_numpy(zero_copy_only=True) for chunk in column.chunks]
+def number_chunks(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
+    return [chunk.to_numpy(zero_copy_only=True) for chunk in _chunks(column)]
