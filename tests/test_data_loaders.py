@@ -262,3 +262,19 @@ def test_random_logs_keep_the_invariants(log, max_len, world_size, n_neg):
                     assert np.all(drawn != 0) or len(history) == ds.n_items
     expected = [(u, int(x)) for u in range(ds.n_users) for x in ds.train_sequence(u)[1:]]
     assert sorted(targets) == sorted(expected)
+
+
+def test_abandoning_an_epoch_stops_the_threads_cleanly(tiny):
+    loader = tiny.train_loader(batch_size=4, max_len=5, num_threads=2)
+    for _ in range(20):
+        iterator = loader.epoch(0)
+        next(iterator)
+        del iterator  # workers blocked on full queues must exit, not hang
+    assert len(list(loader.epoch(0))) == len(loader)
+
+
+def test_impossible_evaluation_negatives_raise_a_clear_error():
+    ds = from_interactions([1] * 5 + [2] * 3, [1, 2, 3, 4, 5, 1, 2, 3], list(range(8)))
+    loader = ds.eval_loader(split="test", n_sampled_negatives=1, num_threads=1)
+    with pytest.raises(ValueError, match="user 0 has only 0 items outside its history"):
+        list(loader)

@@ -415,18 +415,28 @@ mod tests {
         }
     }
 
+    /// Builds from integer columns with timestamps (a k-core of 1 unless `options` says more).
+    fn build_ints(
+        users: &[i64],
+        items: &[i64],
+        times: &[i64],
+        options: &BuildOptions,
+    ) -> (Sequences, BuildReport) {
+        build(
+            &IdColumn::Int(vec![users]),
+            &IdColumn::Int(vec![items]),
+            &TimeColumn::Int(vec![times]),
+            options,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn sorts_by_user_then_time_then_row() {
         let users: &[i64] = &[7, 5, 7, 7, 5];
         let items: &[i64] = &[100, 200, 300, 400, 100];
         let times: &[i64] = &[3, 9, 1, 3, 2];
-        let (s, report) = build(
-            &IdColumn::Int(vec![users]),
-            &IdColumn::Int(vec![items]),
-            &TimeColumn::Int(vec![times]),
-            &options(1, 1),
-        )
-        .unwrap();
+        let (s, report) = build_ints(users, items, times, &options(1, 1));
         assert_eq!(report.rows, 5);
         assert_eq!(&s.offsets[..], &[0, 2, 5]);
         // items remapped: 100->1, 200->2, 300->3, 400->4
@@ -440,13 +450,7 @@ mod tests {
         let users: &[i64] = &[1, 1, 1, 1];
         let items: &[i64] = &[10, 20, 10, 10];
         let times: &[i64] = &[5, 5, 5, 6];
-        let (s, report) = build(
-            &IdColumn::Int(vec![users]),
-            &IdColumn::Int(vec![items]),
-            &TimeColumn::Int(vec![times]),
-            &options(1, 1),
-        )
-        .unwrap();
+        let (s, report) = build_ints(users, items, times, &options(1, 1));
         assert_eq!(report.duplicates_dropped, 1);
         assert_eq!(&s.items[..], &[1, 2, 1]);
     }
@@ -477,13 +481,7 @@ mod tests {
         let users: &[i64] = &[3, 1, 3, 2, 1];
         let items: &[i64] = &[9, 8, 7, 9, 7];
         let times: &[i64] = &[5, 4, 3, 2, 1];
-        let (whole, _) = build(
-            &IdColumn::Int(vec![users]),
-            &IdColumn::Int(vec![items]),
-            &TimeColumn::Int(vec![times]),
-            &options(1, 1),
-        )
-        .unwrap();
+        let (whole, _) = build_ints(users, items, times, &options(1, 1));
         let mut builder = Builder::default();
         for (a, b) in [(0, 2), (2, 5)] {
             builder

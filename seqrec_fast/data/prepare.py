@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm import tqdm
 
 from .. import _loader
 from .dataset import CACHE_FILE, Dataset, _split_meta, dataset_from_sequences, load_dataset
@@ -62,10 +63,13 @@ def _build(batches: list[pa.RecordBatch], options: PrepareOptions, where) -> tup
     over, so the input table and the Rust arrays do not coexist in full); `where(row)` names a
     row for error messages."""
     builder = _loader.InteractionBuilder()
+    progress = tqdm(total=sum(b.num_rows for b in batches), unit="rows", unit_scale=True,
+                    desc="remapping ids", disable=None, leave=False)
     batches.reverse()
     try:
         while batches:
             batch = batches.pop()
+            progress.update(batch.num_rows)
             builder.add(
                 id_chunks(batch.column("user")),
                 id_chunks(batch.column("item")),
@@ -75,6 +79,7 @@ def _build(batches: list[pa.RecordBatch], options: PrepareOptions, where) -> tup
             del batch
             # Arrow's allocator keeps freed blocks; give them back so memory falls as Rust's grows.
             pa.default_memory_pool().release_unused()
+        progress.set_description("sorting, filtering, splitting")
         return builder.finish(
             min_user=max(options.k_core, options.min_seq_len),
             min_item=max(options.k_core, 1),
@@ -87,6 +92,8 @@ def _build(batches: list[pa.RecordBatch], options: PrepareOptions, where) -> tup
         message, column, row = error.args
         place = where(row) + ": " if row is not None else ""
         raise DataFormatError(f"{place}{column} column: {message}") from None
+    finally:
+        progress.close()
 
 
 def _log_policies(report: dict, dataset: Dataset, origin: str) -> None:
