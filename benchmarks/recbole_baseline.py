@@ -1,0 +1,109 @@
+"""RecBole 1.2.1 reference row for the ml-100k SASRec comparison (bench_ml100k.py has ours).
+
+Runs in a separate virtualenv that has RecBole (it pins older libraries than this package):
+
+    python3 -m venv /work/recbole-venv && /work/recbole-venv/bin/pip install recbole==1.2.1 torch
+    nice -n 10 /work/recbole-venv/bin/python benchmarks/recbole_baseline.py \
+        --data-path ../shared/data --model SASRec
+
+Protocol (RecBole's for sequential models): leave-one-out by time, full ranking over all items
+with the user's history NOT filtered, max_len 50, hidden 64, 2 layers, 2 heads, CE loss, batch
+256, lr 1e-3, early stopping (10 evaluations) on validation NDCG@10; everything else at
+RecBole's defaults. Wall time is measured from the start of this script to the end of the
+validation that found the best epoch. Writes benchmarks/results/recbole_<model>_ml-100k.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+STARTED = time.perf_counter()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-path", required=True, help="folder holding ml-100k/ml-100k.inter")
+    parser.add_argument("--model", default="SASRec")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+    from recbole.quick_start import run_recbole
+    from recbole.trainer import Trainer
+
+    torch.set_num_threads(args.threads)
+    validations: list[tuple[float, float]] = []  # (seconds since start, valid score)
+    original_valid_epoch = Trainer._valid_epoch
+
+    def timed_valid_epoch(self, *a, **k):
+        result = original_valid_epoch(self, *a, **k)
+        validations.append((time.perf_counter() - STARTED, float(result[0])))
+        return result
+
+    Trainer._valid_epoch = timed_valid_epoch
+    config = {
+        "data_path": args.data_path,
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "MAX_ITEM_LIST_LENGTH": 50,
+        "hidden_size": 64,
+        "n_layers": 2,
+        "n_heads": 2,
+        "loss_type": "CE",
+        "train_neg_sample_args": None,
+        "train_batch_size": 256,
+        "learning_rate": 1e-3,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
+        "metrics": ["Hit", "NDCG", "MRR"],
+        "topk": [5, 10, 20],
+        "valid_metric": "NDCG@10",
+        "stopping_step": 10,
+        "use_gpu": False,
+        "checkpoint_dir": "/tmp/recbole_saved",
+        "show_progress": False,
+    }
+    result = run_recbole(model=args.model, dataset="ml-100k", config_dict=config)
+    best_score = result["best_valid_score"]
+    best_index = next(i for i, (_, score) in enumerate(validations) if score == best_score)
+    row = {
+        "system": "RecBole 1.2.1",
+        "model": args.model,
+        "dataset": "ml-100k",
+        "protocol": "leave-one-out, full ranking, history kept",
+        "valid": {k.lower(): float(v) for k, v in result["best_valid_result"].items()},
+        "test": {k.lower(): float(v) for k, v in result["test_result"].items()},
+        "best_epoch": best_index + 1,
+        "epochs_run": len(validations),
+        "time_to_best_s": round(validations[best_index][0], 1),
+        "total_s": round(time.perf_counter() - STARTED, 1),
+        "command": "nice -n 10 " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                    "threads": args.threads, "note": "CPU shared with other jobs"},
+    }
+    out = Path(args.out) / f"recbole_{args.model.lower()}_ml-100k.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(row, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The interface every backbone implements, so that losses, metrics and the trainer never need
+to know which backbone they drive."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+class SequentialRecommender(nn.Module):
+    """A model of item sequences. Inputs are int64 [B, L] item ids, left-padded with 0.
+
+    ``forward`` returns one representation per position, [B, L, D]; the score of item j for a
+    representation h is ``score_all(h)[..., j]`` (column 0, padding, is never a candidate).
+    Dot-product backbones expose ``output_embedding()`` so that the full-softmax loss can run
+    fused, without materialising all logits."""
+
+    #: which training batches the loader builds: "causal" (next item at every position) or "cloze"
+    objective: ClassVar[str] = "causal"
+    #: True for left-to-right models: the output at position i depends on positions <= i only
+    causal: ClassVar[bool] = True
+    #: loss used when the config names none
+    default_loss: ClassVar[str] = "ce"
+
+    def __init__(self, config: ModelConfig, n_items: int):
+        super().__init__()
+        if n_items < 1:
+            raise ValueError(f"n_items must be positive, got {n_items}")
+        self.config = config
+        self.n_items = n_items
+
+    def output_embedding(self) -> tuple[Tensor, Tensor | None] | None:
+        """(weight [n_items + 1, D], bias [n_items + 1] or None) for dot-product scoring, or None
+        when items are scored otherwise (STOSA's Wasserstein distance)."""
+        raise NotImplementedError
+
+    def score_items(self, hidden: Tensor, items: Tensor) -> Tensor:
+        """Scores [..., k] of the given items [..., k] for representations [..., D]."""
+        weight, bias = self.output_embedding()
+        scores = (hidden.unsqueeze(-2) * weight[items]).sum(-1)
+        return scores if bias is None else scores + bias[items]
+
+    def score_all(self, hidden: Tensor) -> Tensor:
+        """Scores [N, n_items + 1] of every item for representations [N, D]."""
+        weight, bias = self.output_embedding()
+        scores = hidden @ weight.t()
+        return scores if bias is None else scores + bias
+
+    def next_item_hidden(self, inputs: Tensor) -> Tensor:
+        """Representation [B, D] that ranks the item following each sequence."""
+        return self(inputs)[:, -1]
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor) -> Tensor:
+        """Scores [B, n_items + 1] of every item as the next one (column 0 is padding)."""
+        return self.score_all(self.next_item_hidden(inputs))

@@ -1,0 +1,41 @@
+"""BERT4Rec (Sun et al., CIKM 2019): bidirectional self-attention trained with the cloze task.
+
+The mask token is item id ``n_items + 1``. To rank the next item, the mask token is appended after
+the sequence (so the model has ``max_len + 1`` positions and never drops the oldest item)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import SequentialRecommender
+from .config import ModelConfig
+from .layers import TransformerEncoder, init_weights
+
+
+class BERT4Rec(SequentialRecommender):
+    objective = "cloze"
+    causal = False
+
+    def __init__(self, config: ModelConfig, n_items: int):
+        super().__init__(config, n_items)
+        self.mask_token = n_items + 1
+        self.encoder = TransformerEncoder(n_items + 2, config.max_len + 1, config, causal=False)
+        # Prediction head of the reference implementation: dense -> GELU -> LayerNorm, then the
+        # (tied) item embeddings plus a per-item output bias.
+        self.head = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.GELU(),
+                                  nn.LayerNorm(config.hidden_size))
+        self.output_items = None if config.tie_weights else nn.Embedding(n_items + 1, config.hidden_size)
+        self.output_bias = nn.Parameter(torch.zeros(n_items + 1))
+        self.apply(init_weights)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.head(self.encoder(inputs))
+
+    def output_embedding(self):
+        weight = self.encoder.embedding.items.weight[: self.n_items + 1] if self.output_items is None else self.output_items.weight
+        return weight, self.output_bias
+
+    def next_item_hidden(self, inputs: Tensor) -> Tensor:
+        mask_column = torch.full_like(inputs[:, :1], self.mask_token)
+        return self(torch.cat([inputs, mask_column], dim=1))[:, -1]

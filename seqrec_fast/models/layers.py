@@ -1,0 +1,187 @@
+"""Building blocks shared by the backbones: masked multi-head attention, the feed-forward layer,
+the (optionally scaled) residual connection, Transformer blocks and the item+position input.
+
+Sequences are left-padded with item 0. Every block keeps two promises that the tests check:
+a causal block never lets position i see positions > i, and padding never changes the output at
+a real position (padded keys are masked; positions are counted from the first real item)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Dropout(nn.Module):
+    """Inverted dropout drawing a boolean keep-mask: same semantics as ``nn.Dropout``, about 3x
+    faster on CPU, where ``nn.Dropout``'s float Bernoulli sampling dominates a small model's step."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty(x.shape, dtype=torch.bool, device=x.device).bernoulli_(1.0 - self.p)
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
+def attention_mask(valid: Tensor, causal: bool) -> Tensor:
+    """Boolean [B, 1, L, L] mask, True where query i may attend to key j.
+
+    Padded keys are excluded. Each query may always see itself, so rows of padded queries are
+    never empty (an all-masked softmax would give NaN); their outputs are ignored downstream."""
+    length = valid.shape[1]
+    allowed = valid[:, None, None, :]
+    if causal:
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
+    return allowed | torch.eye(length, dtype=torch.bool, device=valid.device)
+
+
+def check_heads(hidden_size: int, num_heads: int) -> None:
+    if num_heads < 1 or hidden_size % num_heads:
+        raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})")
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention over [B, L, d] with a boolean mask from :func:`attention_mask`."""
+
+    def __init__(self, hidden_size: int, num_heads: int, attn_dropout: float):
+        super().__init__()
+        check_heads(hidden_size, num_heads)
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.attn_dropout = Dropout(attn_dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        batch, length, hidden = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        if self.training and self.attn_dropout.p > 0:
+            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+            probs = self.attn_dropout(torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1))
+            context = probs @ v
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(context.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class FeedForward(nn.Module):
+    """Linear -> GELU -> Linear; the dropout sits in the surrounding :class:`Residual`."""
+
+    def __init__(self, hidden_size: int, inner_size: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(hidden_size, inner_size), nn.GELU(), nn.Linear(inner_size, hidden_size)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Residual(nn.Module):
+    """``LayerNorm(x + scale * dropout(branch))``.
+
+    ``scaled=True`` makes ``scale`` a learnable scalar initialised at 0 (the linear residual of
+    NASR and CANet), so a freshly added block is the identity map; otherwise ``scale`` is 1."""
+
+    def __init__(self, hidden_size: int, dropout: float, scaled: bool = False):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size)
+        self.dropout = Dropout(dropout)
+        self.scale = nn.Parameter(torch.zeros(())) if scaled else None
+
+    def forward(self, x: Tensor, branch: Tensor) -> Tensor:
+        branch = self.dropout(branch)
+        if self.scale is not None:
+            branch = self.scale * branch
+        return self.norm(x + branch)
+
+
+def residual_is_scaled(kind: str) -> bool:
+    if kind not in ("standard", "scaled"):
+        raise ValueError(f"residual must be 'standard' or 'scaled', got {kind!r}")
+    return kind == "scaled"
+
+
+class TransformerBlock(nn.Module):
+    """Post-norm Transformer encoder block (as in SASRec/BERT4Rec reference implementations)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, inner_size: int, dropout: float,
+                 attn_dropout: float, residual: str = "standard"):
+        super().__init__()
+        scaled = residual_is_scaled(residual)
+        self.attention = MultiHeadAttention(hidden_size, num_heads, attn_dropout)
+        self.attention_residual = Residual(hidden_size, dropout, scaled)
+        self.feed_forward = FeedForward(hidden_size, inner_size)
+        self.feed_forward_residual = Residual(hidden_size, dropout, scaled)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = self.attention_residual(x, self.attention(x, mask))
+        return self.feed_forward_residual(x, self.feed_forward(x))
+
+
+def positions_from_first_item(valid: Tensor) -> Tensor:
+    """Position of each item counted from the user's first item (0 at padding), so that adding
+    left padding never shifts a real item's position."""
+    return (valid.long().cumsum(dim=1) - 1).clamp_min(0)
+
+
+class ItemPositionEmbedding(nn.Module):
+    """Item embedding + learned position embedding, then LayerNorm and dropout."""
+
+    def __init__(self, n_tokens: int, max_len: int, hidden_size: int, dropout: float):
+        super().__init__()
+        self.items = nn.Embedding(n_tokens, hidden_size, padding_idx=0)
+        self.positions = nn.Embedding(max_len, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, inputs: Tensor, valid: Tensor) -> Tensor:
+        if inputs.shape[1] > self.positions.num_embeddings:
+            raise ValueError(
+                f"sequence length {inputs.shape[1]} exceeds the model's max_len {self.positions.num_embeddings}"
+            )
+        x = self.items(inputs) + self.positions(positions_from_first_item(valid))
+        return self.dropout(self.norm(x))
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Truncated-free normal(0, std) init for linear and embedding weights, as in the reference
+    SASRec/BERT4Rec code; LayerNorm at identity. Apply with ``model.apply(init_weights)``."""
+    if isinstance(module, (nn.Linear, nn.Embedding, nn.Conv1d)):
+        nn.init.normal_(module.weight, std=std)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    if isinstance(module, (nn.Linear, nn.Conv1d)) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class TransformerEncoder(nn.Module):
+    """Item + position embedding followed by Transformer blocks, causal or bidirectional, with
+    padded keys masked: the encoder of SASRec (causal) and BERT4Rec (bidirectional)."""
+
+    def __init__(self, n_tokens: int, n_positions: int, config, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.embedding = ItemPositionEmbedding(n_tokens, n_positions, config.hidden_size, config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config.hidden_size, config.num_heads, config.inner_size, config.dropout,
+                             config.attn_dropout, config.residual)
+            for _ in range(config.num_layers)
+        )
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        valid = inputs > 0
+        mask = attention_mask(valid, causal=self.causal)
+        x = self.embedding(inputs, valid)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x

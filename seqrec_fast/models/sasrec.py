@@ -1,0 +1,27 @@
+"""SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the item sequence."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .base import SequentialRecommender
+from .config import ModelConfig
+from .layers import TransformerEncoder, init_weights
+
+
+class SASRec(SequentialRecommender):
+    objective = "causal"
+    causal = True
+
+    def __init__(self, config: ModelConfig, n_items: int):
+        super().__init__(config, n_items)
+        self.encoder = TransformerEncoder(n_items + 1, config.max_len, config, causal=True)
+        self.output_items = None if config.tie_weights else nn.Embedding(n_items + 1, config.hidden_size)
+        self.apply(init_weights)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.encoder(inputs)
+
+    def output_embedding(self):
+        table = self.encoder.embedding.items if self.output_items is None else self.output_items
+        return table.weight, None

@@ -1,0 +1,267 @@
+"""Run configuration: dataclasses loaded from YAML, then overridden by ``--key value`` flags.
+
+Keys are the field names (``hidden_size``; ``--hidden-size`` on the command line). Model fields
+may be given at the top level or under a ``model:`` section; ``model: NAME`` picks the backbone.
+Every value is checked against its field's type and choices, and an error names the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..models import ModelConfig
+
+# Kept free of torch imports: the command line builds its options from these dataclasses.
+MODEL_NAMES = ("bert4rec", "gru4rec", "nextitnet", "sasrec", "stosa")  # models.registry.MODELS
+LOSS_NAMES = ("ce", "bce", "sampled_softmax", "gbce", "stosa")  # train.losses.LOSSES
+TIE_POLICIES = ("pessimistic", "expected")  # train.metrics
+METRIC_NAMES = ("hr", "recall", "ndcg", "mrr")  # train.metrics
+DEFAULT_CUTOFFS = (5, 10, 20)  # train.metrics
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names the key."""
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+VALID_METRICS = tuple(f"{m}@{k}" for m in METRIC_NAMES for k in DEFAULT_CUTOFFS) + ("auc",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data itself."""
+
+    data: str = ""  # prepared dataset dir, raw interactions file/dir, or synthetic:PRESET
+    out: str = ""  # run directory
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # loss
+    loss: str = field(default="", metadata=_choices("", *LOSS_NAMES))  # "" -> the model's default
+    fused_ce: bool = True  # chunked full-softmax CE that never materialises all logits
+    n_negatives: int = -1  # sampled negatives per position; -1 -> the loss's default
+    negative_sampler: str = field(default="uniform", metadata=_choices("uniform", "popularity"))
+    gbce_t: float = 0.75  # gBCE calibration
+    pvn_weight: float = 0.005  # STOSA's positive-vs-negative margin weight
+    # optimisation
+    optimizer: str = field(default="adam", metadata=_choices("adam", "adamw"))
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    clip_grad_norm: float = 5.0  # 0 disables clipping
+    scheduler: str = field(default="constant", metadata=_choices("constant", "cosine", "linear"))
+    warmup_steps: int = 0
+    epochs: int = 200
+    batch_size: int = 256  # global: split across ranks under torchrun
+    window: str = field(default="sliding", metadata=_choices("sliding", "last"))
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    # evaluation and model selection
+    eval_every: int = 1  # epochs between validation runs
+    patience: int = 10  # validation runs without improvement before stopping; 0 never stops
+    metric: str = field(default="ndcg@10", metadata=_choices(*VALID_METRICS))
+    filter_history: bool = True  # remove the user's past items from the ranking
+    ties: str = field(default="pessimistic", metadata=_choices(*TIE_POLICIES))
+    eval_negatives: int = 0  # >0: sampled metrics against that many fixed negatives (labelled)
+    eval_sampler: str = field(default="uniform", metadata=_choices("uniform", "popularity"))
+    eval_batch_size: int = 512
+    # machinery
+    seed: int = 42
+    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
+    loader_threads: int = 1
+    checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints (0: at the end of each epoch only)
+    progress: bool = True  # tqdm bars on stderr
+
+    def resolved_loss(self) -> str:
+        from ..models import MODELS
+
+        return self.loss or MODELS[self.model.name].default_loss
+
+    def resolved_negatives(self) -> int:
+        from .losses import LOSSES
+
+        return LOSSES[self.resolved_loss()].default_negatives if self.n_negatives < 0 else self.n_negatives
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_MODEL_CHOICES = {"name": MODEL_NAMES, "residual": ("standard", "scaled")}
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def option_names() -> list[str]:
+    """Every settable key (model fields included), sorted."""
+    keys = set(_fields(TrainConfig)) | set(_fields(ModelConfig))
+    return sorted(keys)
+
+
+def _type_name(annotation) -> str:
+    if typing.get_origin(annotation) is tuple:
+        return "a list of integers"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[annotation]
+
+
+def coerce(key: str, value: Any, annotation) -> Any:
+    """Convert a YAML value or a command-line string to the field's type, or raise ConfigError."""
+    def fail() -> typing.NoReturn:
+        raise ConfigError(f"config key {key!r}: expected {_type_name(annotation)}, got {value!r}")
+
+    if typing.get_origin(annotation) is tuple:
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            fail()
+        return tuple(coerce(key, item, int) for item in items)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.strip().lower() in ("true", "yes", "1", "on")
+        fail()
+    if annotation is int:
+        if isinstance(value, bool):
+            fail()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                fail()
+        fail()
+    if annotation is float:
+        if isinstance(value, bool):
+            fail()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                fail()
+        fail()
+    if annotation is str:
+        if isinstance(value, (str, Path)):
+            return str(value)
+        fail()
+    raise ConfigError(f"config key {key!r}: unsupported type {annotation}")
+
+
+def _unknown_key(key: str) -> ConfigError:
+    valid = option_names()
+    close = difflib.get_close_matches(key, valid, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ConfigError(f"unknown option {key!r}{hint}; valid options: {', '.join(valid)}")
+
+
+def _check_choice(key: str, value: Any, choices) -> None:
+    if choices and value not in choices:
+        shown = ", ".join(repr(c) if c == "" else c for c in choices)
+        raise ConfigError(f"config key {key!r}: unknown value {value!r}; valid values: {shown}")
+
+
+def set_option(config: TrainConfig, key: str, value: Any) -> None:
+    """Set one key (top-level or model field) from a YAML value or a command-line string."""
+    key = key.replace("-", "_")
+    if key == "model":
+        if isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                set_option(config, sub_key if sub_key != "name" else "model_name", sub_value)
+            return
+        key = "model_name"
+    train_fields, model_fields = _fields(TrainConfig), _fields(ModelConfig)
+    if key in train_fields and key != "model":
+        annotation = _field_types(TrainConfig)[key]
+        converted = coerce(key, value, annotation)
+        _check_choice(key, converted, train_fields[key].metadata.get("choices"))
+        setattr(config, key, converted)
+        return
+    model_key = "name" if key == "model_name" else key
+    if model_key in model_fields:
+        shown = "model" if model_key == "name" else key
+        converted = coerce(shown, value, _field_types(ModelConfig)[model_key])
+        _check_choice(shown, converted, _MODEL_CHOICES.get(model_key))
+        setattr(config.model, model_key, converted)
+        return
+    raise _unknown_key(key)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return loaded
+
+
+def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then the overrides; validated."""
+    config = TrainConfig()
+    if yaml_path is not None:
+        for key, value in load_yaml(yaml_path).items():
+            try:
+                set_option(config, str(key), value)
+            except ConfigError as error:
+                raise ConfigError(f"{yaml_path}: {error}") from None
+    for key, value in (overrides or {}).items():
+        set_option(config, key, value)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "eval_every": config.eval_every,
+                "eval_batch_size": config.eval_batch_size, "loader_threads": config.loader_threads,
+                "hidden_size": config.model.hidden_size, "num_layers": config.model.num_layers,
+                "num_heads": config.model.num_heads, "inner_size": config.model.inner_size,
+                "max_len": config.model.max_len, "kernel_size": config.model.kernel_size}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key {key!r}: expected a positive integer, got {value}")
+    for key in ("lr", "weight_decay", "clip_grad_norm", "dropout", "attn_dropout", "mask_prob"):
+        value = getattr(config, key, None)
+        value = getattr(config.model, key) if value is None else value
+        if value < 0:
+            raise ConfigError(f"config key {key!r}: expected a non-negative number, got {value}")
+    if config.model.hidden_size % config.model.num_heads:
+        raise ConfigError(f"config keys 'hidden_size' ({config.model.hidden_size}) and 'num_heads' "
+                          f"({config.model.num_heads}): hidden_size must be divisible by num_heads")
+    from .losses import LOSSES
+
+    loss = config.resolved_loss()
+    if loss == "stosa" and config.model.name != "stosa":
+        raise ConfigError(f"config key 'loss': 'stosa' works with model stosa only, not {config.model.name}")
+    if LOSSES[loss].default_negatives and config.resolved_negatives() < 1:
+        raise ConfigError(f"config key 'n_negatives': loss {loss!r} needs at least 1 sampled negative")
+
+
+def to_yaml(config: TrainConfig) -> str:
+    data = config.to_dict()
+    data["model"]["dilations"] = list(data["model"]["dilations"])
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def from_resolved_yaml(path: str | Path) -> TrainConfig:
+    """Load a run's resolved config.yaml (as written by :func:`to_yaml`)."""
+    return build_config(path)

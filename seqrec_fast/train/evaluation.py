@@ -1,0 +1,74 @@
+"""Evaluation over a split: full ranking of every item (history filtered by default) or, as a
+labelled option, ranking against the loader's fixed sampled negatives. Under torchrun each rank
+ranks its shard of users and the per-user counts are gathered, so the metrics are exactly those
+of a single process."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..models import SequentialRecommender
+from . import distributed
+from .metrics import DEFAULT_CUTOFFS, RankCounts, rank_counts, summarise
+
+
+def protocol_label(filter_history: bool, sampled_negatives: int, sampler: str) -> str:
+    if sampled_negatives:
+        return f"sampled: target vs {sampled_negatives} fixed {sampler} negatives"
+    return "full ranking, history " + ("filtered" if filter_history else "kept")
+
+
+def history_mask(batch_size: int, n_columns: int, offsets: np.ndarray, items: np.ndarray, device) -> Tensor:
+    """Boolean [B, V], True at every item in each user's history."""
+    mask = torch.zeros(batch_size, n_columns, dtype=torch.bool, device=device)
+    lengths = torch.from_numpy(np.diff(np.asarray(offsets, dtype=np.int64)))
+    rows = torch.repeat_interleave(torch.arange(batch_size), lengths)
+    mask[rows.to(device), torch.from_numpy(np.asarray(items, dtype=np.int64)).to(device)] = True
+    return mask
+
+
+def batch_counts(model: SequentialRecommender, batch: dict, device: torch.device, filter_history: bool,
+                 sampled: bool) -> RankCounts:
+    inputs = torch.from_numpy(batch["inputs"]).to(device)
+    targets = torch.from_numpy(batch["targets"]).to(device)
+    scores = model.predict(inputs).float()
+    if sampled:
+        candidate_items = torch.cat([targets[:, None], torch.from_numpy(batch["negatives"]).to(device)], dim=1)
+        return rank_counts(scores.gather(1, candidate_items), torch.zeros_like(targets))
+    candidates = torch.ones_like(scores, dtype=torch.bool)
+    candidates[:, 0] = False  # padding
+    if filter_history:
+        candidates &= ~history_mask(len(targets), scores.shape[1], batch["history_offsets"], batch["history_items"], device)
+    return rank_counts(scores, targets, candidates)
+
+
+@torch.no_grad()
+def evaluate(model: SequentialRecommender, loader, device: torch.device, *, filter_history: bool = True,
+             sampled: bool = False, cutoffs=DEFAULT_CUTOFFS, ties: str = "pessimistic",
+             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Mean metrics over every user of the split (gathered over ranks under torchrun)."""
+    was_training = model.training
+    model.eval()
+    users, parts = [], []
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                else contextlib.nullcontext())
+    try:
+        with autocast:
+            for batch in loader:
+                parts.append(batch_counts(model, batch, device, filter_history, sampled))
+                users.append(np.asarray(batch["users"], dtype=np.int64))
+    finally:
+        model.train(was_training)
+    counts = RankCounts.concatenate(parts)
+    user_ids = np.concatenate(users) if users else np.zeros(0, dtype=np.int64)
+    if distributed.world_size() > 1:
+        gathered = distributed.all_gather_objects((user_ids, counts))
+        user_ids = np.concatenate([u for u, _ in gathered])
+        counts = RankCounts.concatenate([c for _, c in gathered])
+    order = np.argsort(user_ids, kind="stable")  # a fixed order makes the float sums rank-independent
+    counts = RankCounts(counts.greater[order], counts.ties[order], counts.n_negatives[order])
+    return summarise(counts, cutoffs, ties)

@@ -1,0 +1,357 @@
+"""The training loop: epochs over the Rust loader's batches, validation every N epochs, early
+stopping on a validation metric, the test split evaluated once with the best weights, and
+checkpoints that resume a killed run exactly (model, optimizer, scheduler, RNG states and the
+position in the data)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ..models import SequentialRecommender, build_model
+from . import distributed
+from .checkpoint import atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .config import TrainConfig, to_yaml
+from .evaluation import evaluate, protocol_label
+from .losses import loss_spec, proposal_log_probabilities
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+CONFIG = "config.yaml"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left in place."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("config key 'device': 'cuda' requested but no CUDA device is available")
+        return torch.device("cuda", distributed.local_rank())
+    return torch.device("cpu")
+
+
+class TrainingStep(nn.Module):
+    """Model + loss as one module, so that DDP sees every parameter the loss touches."""
+
+    def __init__(self, model: SequentialRecommender, config: TrainConfig, log_q: Tensor | None):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_spec(config.resolved_loss()).fn
+        self.options = {"fused": config.fused_ce, "n_items": model.n_items, "gbce_t": config.gbce_t,
+                        "pvn_weight": config.pvn_weight}
+        self.register_buffer("log_q", log_q, persistent=False)
+
+    def forward(self, inputs: Tensor, targets: Tensor, negatives: Tensor | None) -> Tensor:
+        hidden = self.model(inputs)
+        has_target = targets > 0
+        if negatives is not None:
+            negatives = negatives[has_target]
+        return self.loss_fn(self.model, hidden[has_target], targets[has_target], negatives,
+                            log_q=self.log_q, **self.options)
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch already trained
+    step: int = 0  # optimizer steps in total
+    best_value: float = -math.inf
+    best_epoch: int = 0
+    evals_without_improvement: int = 0
+    elapsed_s: float = 0.0  # wall time spent training and validating, over all resumes
+    train_s: float = 0.0  # wall time inside training steps only
+    samples: int = 0  # training sequences seen (all ranks)
+    time_to_best_s: float = 0.0
+    metrics_lines: int = 0  # lines of metrics.jsonl that belong to this state
+    best_valid: dict[str, float] = field(default_factory=dict)
+    stopped: str = ""
+
+
+def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+    warmup = max(config.warmup_steps, 0)
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if config.scheduler == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if config.scheduler == "linear":
+            return 1.0 - progress
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains one model on one dataset into ``config.out``. Call :meth:`fit`."""
+
+    def __init__(self, config: TrainConfig, dataset, resume: bool = False, log=None,
+                 started_at: float | None = None):
+        """``started_at``: ``time.perf_counter()`` when the job began (dataset preparation
+        included), so that the reported times count from the start of the job."""
+        started_at = time.perf_counter() if started_at is None else started_at
+        self.config = config
+        self.dataset = dataset
+        self.run_dir = Path(config.out)
+        self.log = log or (lambda message: print(message, file=sys.stderr))
+        self.device = resolve_device(config.device)
+        distributed.setup(self.device)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        if config.batch_size % self.world:
+            raise ValueError(f"config key 'batch_size': {config.batch_size} is not divisible by the "
+                             f"{self.world} processes")
+        seed_everything(config.seed)
+        self.model = build_model(config.model, dataset.n_items).to(self.device)
+        torch.manual_seed(config.seed + self.rank)  # distinct dropout masks per rank
+        negatives = config.resolved_negatives()
+        log_q = None
+        if config.resolved_loss() == "sampled_softmax":
+            log_q = proposal_log_probabilities(config.negative_sampler, dataset.item_counts()).to(self.device)
+        self.step_module = TrainingStep(self.model, config, log_q).to(self.device)
+        self.train_module: nn.Module = self.step_module
+        if self.world > 1:
+            self.train_module = nn.parallel.DistributedDataParallel(
+                self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.train_loader = dataset.train_loader(
+            batch_size=config.batch_size // self.world, max_len=config.model.max_len, mode=self.model.objective,
+            n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
+            window=config.window, seed=config.seed, rank=self.rank, world_size=self.world,
+            num_threads=config.loader_threads, shuffle=True)
+        self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"the training split gives no batch of size {config.batch_size // self.world}")
+        self.optimizer = make_optimizer(self.model, config)
+        self.scheduler = make_scheduler(self.optimizer, config, config.epochs * self.steps_per_epoch)
+        self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
+        self.progress = Progress()
+        if resume:
+            self._restore(load_checkpoint(self.run_dir / CHECKPOINT_DIR / LAST))
+        else:
+            self.progress.elapsed_s = time.perf_counter() - started_at
+            if distributed.is_main():
+                self._start_run_dir()
+        distributed.barrier()
+
+    # ----------------------------------------------------------------------------------- files
+    def _start_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / CONFIG, to_yaml(self.config))
+        (self.run_dir / METRICS).write_text("")
+
+    def _append_metrics(self, record: dict[str, Any]) -> None:
+        self.progress.metrics_lines += 1
+        if distributed.is_main():
+            with open(self.run_dir / METRICS, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": capture_rng_state(),
+            "progress": dict(vars(self.progress)),
+            "config": self.config.to_dict(),
+            "n_items": int(self.dataset.n_items),
+        }
+
+    def _save_last(self) -> None:
+        # Every rank's RNG state differs; rank 0's checkpoint restores rank 0 exactly and the
+        # others from their own file, so a resumed torchrun run is exact too.
+        state = self._checkpoint_state()
+        name = LAST if self.rank == 0 else f"last.rank{self.rank}.pt"
+        save_checkpoint(self.run_dir / CHECKPOINT_DIR / name, state)
+        distributed.barrier()
+
+    def _save_best(self, valid: dict[str, float]) -> None:
+        if distributed.is_main():
+            save_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST, {
+                "format": 1, "model": self.model.state_dict(), "epoch": self.progress.epoch, "valid": valid,
+                "config": self.config.to_dict(), "n_items": int(self.dataset.n_items)})
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if self.rank:
+            own = self.run_dir / CHECKPOINT_DIR / f"last.rank{self.rank}.pt"
+            state = load_checkpoint(own)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng_state(state["rng"])
+        self.progress = Progress(**state["progress"])
+        if distributed.is_main():  # drop metrics lines written after this checkpoint
+            lines = (self.run_dir / METRICS).read_text().splitlines(keepends=True)
+            atomic_write_text(self.run_dir / METRICS, "".join(lines[: self.progress.metrics_lines]))
+
+    # ------------------------------------------------------------------------------- training
+    def _batch_tensors(self, batch: dict) -> tuple[Tensor, Tensor, Tensor | None]:
+        to = lambda array: torch.from_numpy(np.asarray(array)).to(self.device, non_blocking=True).long()
+        negatives = batch.get("negatives")
+        return to(batch["inputs"]), to(batch["targets"]), None if negatives is None else to(negatives)
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _train_epoch(self, epoch: int) -> float:
+        p, config = self.progress, self.config
+        self.train_module.train()
+        loss_sum, loss_count = 0.0, 0
+        batches = self.train_loader.epoch(epoch, start_batch=p.batch)
+        bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {epoch + 1}", leave=False,
+                   disable=not (config.progress and distributed.is_main()), file=sys.stderr)
+        for index in range(p.batch, self.steps_per_epoch):
+            started = time.perf_counter()
+            batch = next(batches)
+            inputs, targets, negatives = self._batch_tensors(batch)
+            with self._autocast():
+                loss = self.train_module(inputs, targets, negatives)
+            finite = bool(torch.isfinite(loss).item())
+            if self.world > 1:
+                finite = not distributed.any_over_ranks(not finite)
+            if not finite:
+                raise TrainingDiverged(
+                    f"the training loss became {loss.item()} at epoch {epoch + 1}, batch {index + 1} "
+                    f"(step {p.step + 1}); stopped without saving, the last good checkpoint is "
+                    f"{self.run_dir / CHECKPOINT_DIR / LAST}. Try a lower --lr or --clip-grad-norm.")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip_grad_norm > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += float(loss.item())
+            loss_count += 1
+            elapsed = time.perf_counter() - started
+            p.batch, p.step = index + 1, p.step + 1
+            p.samples += len(inputs) * self.world
+            p.train_s += elapsed
+            p.elapsed_s += elapsed
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
+            if config.checkpoint_every_steps and p.step % config.checkpoint_every_steps == 0 and p.batch < self.steps_per_epoch:
+                self._save_last()
+        bar.close()
+        return loss_sum / max(loss_count, 1)
+
+    def _validate(self, split: str = "valid") -> dict[str, float]:
+        return evaluate_split(self.model, self.dataset, self.config, split, self.device, self.autocast_dtype)
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the epoch budget or early stopping, then test the best weights once."""
+        config, p = self.config, self.progress
+        while p.epoch < config.epochs and not p.stopped:
+            epoch_started = time.perf_counter()
+            loss = self._train_epoch(p.epoch)
+            p.epoch, p.batch = p.epoch + 1, 0
+            record: dict[str, Any] = {"epoch": p.epoch, "step": p.step, "train_loss": loss,
+                                      "lr": self.scheduler.get_last_lr()[0]}
+            if p.epoch % config.eval_every == 0 or p.epoch == config.epochs:
+                eval_started = time.perf_counter()
+                valid = self._validate("valid")
+                p.elapsed_s += time.perf_counter() - eval_started
+                value = valid[config.metric]
+                record["valid"] = valid
+                if value > p.best_value:
+                    p.best_value, p.best_epoch, p.best_valid = value, p.epoch, valid
+                    p.evals_without_improvement = 0
+                    p.time_to_best_s = p.elapsed_s
+                    self._save_best(valid)
+                else:
+                    p.evals_without_improvement += 1
+                    if config.patience and p.evals_without_improvement >= config.patience:
+                        p.stopped = f"no {config.metric} improvement in {config.patience} evaluations"
+            record["elapsed_s"] = round(p.elapsed_s, 3)
+            self._append_metrics(record)
+            self._save_last()
+            if distributed.is_main():
+                shown = f" valid {config.metric} {record['valid'][config.metric]:.4f}" if "valid" in record else ""
+                self.log(f"epoch {p.epoch:>3}  loss {loss:.4f}{shown}  ({time.perf_counter() - epoch_started:.1f} s)")
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        config, p = self.config, self.progress
+        best = load_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST) if distributed.is_main() else None
+        best_model = distributed.broadcast_object(best["model"] if best is not None else None)
+        self.model.load_state_dict(best_model)
+        test = self._validate("test")
+        result = {
+            "model": config.model.name,
+            "loss": config.resolved_loss(),
+            "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler),
+            "valid": p.best_valid,
+            "test": test,
+            "best_epoch": p.best_epoch,
+            "epochs_run": p.epoch,
+            "stopped": p.stopped or "epoch budget reached",
+            "time_to_best_s": round(p.time_to_best_s, 3),
+            "elapsed_s": round(p.elapsed_s, 3),
+            "train_samples_per_s": round(p.samples / p.train_s, 1) if p.train_s else 0.0,
+            "world_size": self.world,
+            "device": str(self.device),
+            "run_dir": str(self.run_dir),
+        }
+        if distributed.is_main():
+            atomic_write_text(self.run_dir / RESULT, json.dumps(result, indent=2) + "\n")
+        return result
+
+
+def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str, device: torch.device,
+                   autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Metrics of ``model`` on one split, as configured (protocol, ties), over this rank's shard
+    gathered across ranks."""
+    loader = dataset.eval_loader(
+        split=split, batch_size=config.eval_batch_size, max_len=config.model.max_len,
+        n_sampled_negatives=config.eval_negatives, negative_sampler=config.eval_sampler, seed=config.seed,
+        rank=distributed.rank(), world_size=distributed.world_size())
+    return evaluate(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0,
+                    ties=config.ties, autocast_dtype=autocast_dtype)
+
+
+def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
+    """Load a run's weights and evaluate them (under torchrun too)."""
+    device = resolve_device(config.device)
+    distributed.setup(device)
+    state = load_checkpoint(checkpoint)
+    if int(state["n_items"]) != dataset.n_items:
+        raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {dataset.n_items}")
+    model = build_model(config.model, dataset.n_items).to(device)
+    model.load_state_dict(state["model"])
+    autocast_dtype = torch.bfloat16 if (config.amp and device.type == "cuda") else None
+    metrics = {split: evaluate_split(model, dataset, config, split, device, autocast_dtype) for split in splits}
+    return {"model": config.model.name, "checkpoint": str(checkpoint),
+            "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}

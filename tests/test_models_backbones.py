@@ -1,0 +1,95 @@
+"""Backbone invariants: left-to-right models never see the future, padding never changes a real
+position's output, and the scaled residual starts at zero and learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqrec_fast.models import MODELS, ModelConfig, build_model
+from seqrec_fast.train import config as train_config
+
+N_ITEMS = 40
+LENGTH = 12
+
+
+def small_model(name: str, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    options = dict(name=name, hidden_size=16, num_heads=2, num_layers=2, inner_size=32, max_len=LENGTH + 4,
+                   dilations=(1, 2))
+    options.update(overrides)
+    return build_model(ModelConfig(**options), N_ITEMS).eval()
+
+
+def left_padded(rows: list[list[int]], length: int) -> torch.Tensor:
+    return torch.tensor([[0] * (length - len(r)) + r for r in rows])
+
+
+def random_rows(seed: int, n: int = 3) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    lengths = [LENGTH, LENGTH - 4, 3][:n]
+    return [torch.randint(1, N_ITEMS + 1, (k,), generator=generator).tolist() for k in lengths]
+
+
+def test_registry_matches_the_names_the_config_accepts():
+    assert sorted(MODELS) == sorted(train_config.MODEL_NAMES)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, cls in MODELS.items() if cls.causal))
+def test_left_to_right_models_are_causal(name):
+    model = small_model(name)
+    inputs = left_padded(random_rows(1), LENGTH)
+    reference = model(inputs)
+    for position in range(LENGTH - 1):
+        changed = inputs.clone()
+        real = changed[:, position] > 0
+        changed[real, position] = changed[real, position] % N_ITEMS + 1  # another item
+        output = model(changed)
+        torch.testing.assert_close(output[:, :position], reference[:, :position], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_padding_never_changes_real_positions(name):
+    model = small_model(name)
+    rows = random_rows(2)
+    short, long = left_padded(rows, LENGTH), left_padded(rows, LENGTH + 4)
+    out_short, out_long = model(short), model(long)
+    for row, items in enumerate(rows):
+        n = len(items)
+        torch.testing.assert_close(out_long[row, -n:], out_short[row, -n:], rtol=1e-5, atol=1e-5)
+    # the ranking of the next item too
+    torch.testing.assert_close(model.predict(long), model.predict(short), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_prediction_shapes(name):
+    model = small_model(name)
+    scores = model.predict(left_padded(random_rows(3), LENGTH))
+    assert scores.shape == (3, N_ITEMS + 1) and torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", ["sasrec", "nextitnet", "stosa"])
+def test_scaled_residual_starts_at_zero_and_learns(name):
+    model = small_model(name, residual="scaled").train()
+    scales = [p for n, p in model.named_parameters() if n.endswith("scale")]
+    assert scales and all(float(s.detach()) == 0.0 for s in scales)
+    model(left_padded(random_rows(4), LENGTH)).pow(2).sum().backward()
+    assert any(float(s.grad.abs()) > 0 for s in scales)
+
+
+def test_nextitnet_scaled_blocks_start_as_identity():
+    model = small_model("nextitnet", residual="scaled", dropout=0.0)
+    inputs = left_padded(random_rows(5), LENGTH)
+    torch.testing.assert_close(model(inputs), model.items(inputs) * (inputs > 0).unsqueeze(-1))
+
+
+def test_bert4rec_ranks_with_the_mask_token_appended():
+    model = small_model("bert4rec", max_len=LENGTH)
+    inputs = left_padded(random_rows(6), LENGTH)
+    extended = torch.cat([inputs, torch.full_like(inputs[:, :1], N_ITEMS + 1)], 1)
+    torch.testing.assert_close(model.predict(inputs), model.score_all(model(extended)[:, -1]))
+
+
+def test_sequence_longer_than_max_len_is_rejected():
+    with pytest.raises(ValueError, match="max_len"):
+        small_model("sasrec", max_len=4)(torch.ones(1, 6, dtype=torch.long))
