@@ -140,7 +140,7 @@ class Dataset:
     def with_split(self, split: str = "leave_one_out", valid_fraction: float = 0.1, test_fraction: float = 0.1) -> "Dataset":
         """The same interactions under another split (shares the arrays)."""
         sequences = self._sequences.resplit(split, valid_fraction, test_fraction)
-        meta = dict(self.meta, split=_split_meta(split, valid_fraction, test_fraction))
+        meta = dict(self.meta, split=split_meta(split, valid_fraction, test_fraction))
         return Dataset(sequences.with_meta(json.dumps(meta)))
 
     def save(self, out_dir: str | Path) -> Path:
@@ -164,7 +164,7 @@ class Dataset:
         return f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, interactions={self.n_interactions})"
 
 
-def _split_meta(kind: str, valid_fraction: float, test_fraction: float) -> dict[str, Any]:
+def split_meta(kind: str, valid_fraction: float, test_fraction: float) -> dict[str, Any]:
     if kind not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {kind!r}")
     if kind == "leave_one_out":

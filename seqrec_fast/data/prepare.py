@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from .. import _loader
-from .dataset import CACHE_FILE, Dataset, _split_meta, dataset_from_sequences, load_dataset
+from .dataset import CACHE_FILE, Dataset, split_meta, dataset_from_sequences, load_dataset
 from .errors import CacheError, DataFormatError
-from .readers import ColumnMap, Interactions, id_chunks, number_chunks, read_interactions
+from .readers import ColumnMap, Interactions, check_interactions, id_chunks, number_chunks, read_interactions
 
 log = logging.getLogger("seqrec_fast.data")
 
@@ -52,7 +52,7 @@ class PrepareOptions:
     def __post_init__(self) -> None:
         if self.k_core < 0 or self.min_seq_len < 1:
             raise ValueError(f"k_core must be >= 0 and min_seq_len >= 1, got {self.k_core} and {self.min_seq_len}")
-        _split_meta(self.split, self.valid_fraction, self.test_fraction)
+        split_meta(self.split, self.valid_fraction, self.test_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,7 +96,11 @@ def _build(batches: list[pa.RecordBatch], options: PrepareOptions, where) -> tup
         progress.close()
 
 
-def _log_policies(report: dict, dataset: Dataset, origin: str) -> None:
+def _to_dataset(sequences: _loader.Sequences, report: dict, meta: dict[str, Any], origin: str) -> Dataset:
+    """Attaches the metadata and logs what the policies did."""
+    if sequences.n_users == 0:
+        raise DataFormatError(f"{origin}: no interactions are left after filtering")
+    dataset = dataset_from_sequences(sequences, dict(meta, report=report))
     if report["duplicates_dropped"]:
         log.info("%s: dropped %d exact duplicate rows (same user, item and time)", origin, report["duplicates_dropped"])
     if report["filtered_rows"]:
@@ -111,8 +115,11 @@ def _log_policies(report: dict, dataset: Dataset, origin: str) -> None:
             "%s: %d users have no validation target and %d no test target (too few interactions for the %s split); "
             "they only train", origin, no_valid, no_test, dataset.split,
         )
-    if dataset.n_users == 0:
-        raise DataFormatError(f"{origin}: no interactions are left after filtering")
+    return dataset
+
+
+def _options_meta(options: PrepareOptions) -> dict[str, Any]:
+    return {"options": options.to_dict(), "split": split_meta(options.split, options.valid_fraction, options.test_fraction)}
 
 
 def _fingerprint(path: Path, format: str, options: PrepareOptions) -> str:
@@ -179,17 +186,13 @@ def prepare_dataset(
     batches = table.to_batches()
     del table
     sequences, report = _build(batches, prepare, where)
-    name = path.stem if path.suffix else path.name
     meta = {
-        "name": name,
+        "name": path.stem if path.suffix else path.name,
         "source": {"path": str(path.resolve()), "format": format},
-        "options": prepare.to_dict(),
-        "split": _split_meta(prepare.split, prepare.valid_fraction, prepare.test_fraction),
-        "report": report,
         "fingerprint": fingerprint,
+        **_options_meta(prepare),
     }
-    dataset = dataset_from_sequences(sequences, meta)
-    _log_policies(report, dataset, str(path))
+    dataset = _to_dataset(sequences, report, meta, str(path))
     if out_dir is not None:
         saved = dataset.save(out_dir)
         log.info("%s: written", saved)
@@ -211,12 +214,7 @@ def from_interactions(
     if times is not None:
         columns["time"] = pa.chunked_array([pa.array(np.asarray(times))])
     data = Interactions(pa.table(columns), Path(f"<{name}>"), None)
-    from .readers import _check  # the readers' checks apply to arrays too
-
-    _check(data)
+    check_interactions(data)  # the same checks as for files
     sequences, report = _build(data.table.to_batches(), prepare, lambda row: f"<{name}>: {data.where(row)}")
-    meta = {"name": name, "source": {"arrays": True}, "options": prepare.to_dict(),
-            "split": _split_meta(prepare.split, prepare.valid_fraction, prepare.test_fraction), "report": report}
-    dataset = dataset_from_sequences(sequences, meta)
-    _log_policies(report, dataset, f"<{name}>")
-    return dataset
+    meta = {"name": name, "source": {"arrays": True}, **_options_meta(prepare)}
+    return _to_dataset(sequences, report, meta, f"<{name}>")

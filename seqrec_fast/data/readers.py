@@ -98,7 +98,7 @@ def read_interactions(
     # Arrow's allocator keeps the parser's scratch memory; hand it back before the heavy work.
     pa.default_memory_pool().release_unused()
     interactions = Interactions(table, path, first_line)
-    _check(interactions)
+    check_interactions(interactions)
     return interactions
 
 
@@ -234,7 +234,8 @@ def _first(mask: pa.ChunkedArray) -> int:
     return int(pc.index(mask, True).as_py())
 
 
-def _check(data: Interactions) -> None:
+def check_interactions(data: Interactions) -> None:
+    """Checks (and normalises the types of) the columns in place; raises DataFormatError."""
     table = data.table
     if table.num_rows == 0:
         raise DataFormatError(f"{data.path}: no interaction rows (only a header?)")
