@@ -542,8 +542,11 @@ impl PyBatchIter {
     }
 }
 
-fn make_sampler(seqs: &Arc<Sequences>, name: &str) -> PyResult<Arc<ItemSampler>> {
-    ItemSampler::parse(name, seqs.n_items, || seqs.train_item_counts())
+/// The negative sampler; popularity counts are computed without the GIL.
+fn make_sampler(py: Python<'_>, seqs: &Arc<Sequences>, name: &str) -> PyResult<Arc<ItemSampler>> {
+    let seqs = Arc::clone(seqs);
+    let name = name.to_owned();
+    py.detach(move || ItemSampler::parse(&name, seqs.n_items, || seqs.train_item_counts()))
         .map(Arc::new)
         .map_err(value_error)
 }
@@ -624,7 +627,7 @@ impl PyTrainStream {
         };
         let seqs = Arc::clone(&sequences.inner);
         let sampler = if n_negatives > 0 {
-            make_sampler(&seqs, negative_sampler)?
+            make_sampler(py, &seqs, negative_sampler)?
         } else {
             Arc::new(ItemSampler::Uniform {
                 n_items: seqs.n_items,
@@ -670,6 +673,7 @@ impl PyEvalStream {
     #[pyo3(signature = (sequences, split="valid", batch_size=512, max_len=50, n_negatives=0, negative_sampler="uniform", seed=0, rank=0, world_size=1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         sequences: &PySequences,
         split: &str,
         batch_size: usize,
@@ -682,7 +686,7 @@ impl PyEvalStream {
     ) -> PyResult<Self> {
         let split = EvalSplit::parse(split).map_err(value_error)?;
         let seqs = Arc::clone(&sequences.inner);
-        let sampler = make_sampler(&seqs, negative_sampler)?;
+        let sampler = make_sampler(py, &seqs, negative_sampler)?;
         let stream = eval::EvalStream::new(
             seqs,
             split,
