@@ -9,7 +9,8 @@
 // Each device supplies `Kernels` over raw pointers (acc_t = float, or double for double):
 //   phi<scalar_t>(x, padded_or_null, out, rows, D, H, L)                   out = phi(x) (acc_t)
 //   phi_backward<scalar_t>(x, dphi, padded_or_null, dx, rows, D, H, L)    dx = dphi . dphi/dx
-//   scan<acc_t>(A, B, C, out, BH, L, P, Q, reverse, scale)
+//   scan<acc_t>(A, B, C, out, BH, L, P, Q, reverse, scale)   (or, with kChunkedScan, chunked GEMMs of
+//                                                            scan_chunk(L, P, Q) steps)
 // where scan keeps X = sum over the steps so far (in order t = 0.. or L-1..0) of A_s B_s^T
 // ([P, Q] per batch-head) and emits out_t = scale X_t C_t; rows index [B, H, L] flattened and
 // padded is the [B, L] key padding mask (true = padding).
@@ -70,16 +71,47 @@ Features features(const at::Tensor& q_in, const at::Tensor& k_in, const std::opt
   return f;
 }
 
+// The scan as chunked GEMMs (for BLAS devices): per chunk of T steps,
+//   out = scale (C_c X_prev^T + mask(C_c B_c^T) A_c),   X += A_c^T B_c,
+// with mask keeping s <= t (u >= t when reverse): O(L T (P + Q) + L P Q) work in a few batched
+// GEMMs, O(B H (T^2 + P Q)) extra memory.
+inline at::Tensor chunked_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, bool reverse,
+                               double scale, int64_t chunk) {
+  const int64_t BH = a.size(0), L = a.size(1), P = a.size(2), Q = b.size(2);
+  at::Tensor out = at::empty({BH, L, P}, a.options());
+  at::Tensor state = at::zeros({BH, P, Q}, a.options());
+  const int64_t chunks = (L + chunk - 1) / chunk;
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int64_t first = (reverse ? chunks - 1 - i : i) * chunk, steps = std::min(chunk, L - first);
+    const at::Tensor a_c = a.narrow(1, first, steps), b_c = b.narrow(1, first, steps), c_c = c.narrow(1, first, steps);
+    const at::Tensor ones = at::ones({steps, steps}, a.options());
+    at::Tensor scores = at::bmm(c_c, b_c.transpose(1, 2)).mul_(reverse ? ones.triu() : ones.tril());
+    at::Tensor out_c = out.narrow(1, first, steps);
+    if (i == 0) {  // the state is still zero
+      at::bmm_out(out_c, scores, a_c);
+    } else {
+      at::bmm_out(out_c, c_c, state.transpose(1, 2));
+      out_c.baddbmm_(scores, a_c);
+    }
+    if (i + 1 < chunks) state.baddbmm_(a_c.transpose(1, 2), b_c);
+  }
+  return out.mul_(scale);
+}
+
 template <class Kernels>
 at::Tensor run_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, bool reverse, double scale) {
   const int64_t BH = a.size(0), L = a.size(1), P = a.size(2), Q = b.size(2);
-  at::Tensor out = at::empty({BH, L, P}, a.options());
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "seqrec_fast::linear_attention_scan", [&] {
-    Kernels::template scan<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
-                                     c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), BH, L,
-                                     P, Q, reverse, static_cast<scalar_t>(scale));
-  });
-  return out;
+  if constexpr (Kernels::kChunkedScan) {
+    return chunked_scan(a, b, c, reverse, scale, Kernels::scan_chunk(L, P, Q));
+  } else {
+    at::Tensor out = at::empty({BH, L, P}, a.options());
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "seqrec_fast::linear_attention_scan", [&] {
+      Kernels::template scan<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
+                                       c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), BH, L,
+                                       P, Q, reverse, static_cast<scalar_t>(scale));
+    });
+    return out;
+  }
 }
 
 template <class Kernels>

@@ -53,6 +53,7 @@ struct MixCpu {
           }
           if (grad_w) {
             acc_t dot = 0;
+#pragma omp simd reduction(+ : dot)  // a vector of partial sums, not one serial chain
             for (int64_t i = 0; i < n; ++i) dot += static_cast<acc_t>(gb[i]) * static_cast<acc_t>(hk[i]);
             partial[b * K + k] = dot;
           }

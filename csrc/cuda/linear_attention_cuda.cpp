@@ -11,6 +11,8 @@ namespace seqrec_fast {
 namespace {
 
 struct LinearAttentionCuda {
+  static constexpr bool kChunkedScan = false;  // the scan kernel of linear_attention_kernel.cu
+
   template <typename scalar_t>
   static void phi(const scalar_t* x, const bool* padded, at::opmath_type<scalar_t>* out, int64_t rows, int64_t D,
                   int64_t H, int64_t L) {
