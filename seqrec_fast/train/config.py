@@ -76,6 +76,7 @@ class TrainConfig:
     seed: int = 42
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     loader_threads: int = 1
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints (0: at the end of each epoch only)
     progress: bool = True  # tqdm bars on stderr
 

@@ -128,6 +128,8 @@ class Trainer:
         self.run_dir = Path(config.out)
         self.log = log or (lambda message: print(message, file=sys.stderr))
         self.device = resolve_device(config.device)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
         distributed.setup(self.device)
         self.rank, self.world = distributed.rank(), distributed.world_size()
         if config.batch_size % self.world:

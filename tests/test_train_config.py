@@ -1,0 +1,62 @@
+"""Config loading: YAML, then --key value overrides; errors name the key and list valid values."""
+
+from __future__ import annotations
+
+import pytest
+
+from seqrec_fast.cli import main
+from seqrec_fast.train.config import ConfigError, build_config, to_yaml
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  name: nextitnet\n  dilations: [1, 4]\nlr: 0.01\nhidden_size: 32\nfilter_history: false\n")
+    config = build_config(path, {"lr": "3e-4", "num-layers": "3"})
+    assert config.model.name == "nextitnet" and config.model.dilations == (1, 4)
+    assert config.lr == 3e-4 and config.model.hidden_size == 32 and config.model.num_layers == 3
+    assert config.filter_history is False
+    # the resolved config round-trips
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(to_yaml(config))
+    assert build_config(resolved) == config
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lr", "fast", "config key 'lr': expected a number, got 'fast'"),
+    ("epochs", "2.5", "config key 'epochs': expected an integer"),
+    ("filter_history", "maybe", "config key 'filter_history': expected true or false"),
+    ("model", "sasrek", "valid values: bert4rec, gru4rec, nextitnet, sasrec, stosa"),
+    ("loss", "softmax", "config key 'loss': unknown value 'softmax'"),
+    ("hidden_sise", "64", "unknown option 'hidden_sise' (did you mean hidden_size?)"),
+    ("batch_size", "0", "config key 'batch_size': expected a positive integer"),
+])
+def test_bad_values_name_the_key(key, value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        build_config(overrides={key: value})
+
+
+def test_yaml_type_error_names_the_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("num_heads: two\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: config key 'num_heads': expected an integer"):
+        build_config(path)
+
+
+def test_loss_and_model_must_fit_together():
+    with pytest.raises(ConfigError, match="'stosa' works with model stosa only"):
+        build_config(overrides={"model": "sasrec", "loss": "stosa"})
+    assert build_config(overrides={"model": "stosa"}).resolved_loss() == "stosa"
+    assert build_config(overrides={"loss": "gbce"}).resolved_negatives() == 256
+
+
+def test_cli_unknown_option_lists_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "synthetic:tiny", "--out", "x", "--hiden-size", "8"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown option 'hiden_size'" in err and "valid options:" in err and "hidden_size" in err
+
+
+def test_cli_unknown_model_lists_the_valid_ones(capsys, tmp_path):
+    assert main(["train", "--model", "transformer", "--data", "synthetic:tiny", "--out", str(tmp_path)]) == 2
+    assert "valid values: bert4rec, gru4rec, nextitnet, sasrec, stosa" in capsys.readouterr().err
