@@ -151,3 +151,35 @@ def test_recbole_non_numeric_float_field_names_line_and_column(tmp_path):
     path = write(tmp_path / "x.inter", "extra:token\tuser_id:token\titem_id:token\ttimestamp:float\na\t1\t2\t3\nb\t1\t3\tsoon\n")
     with pytest.raises(DataFormatError, match=r"line 3: time 'soon' is not a number"):
         prepare_dataset(path)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Makes the CSV reader stream many small blocks, as it does on big files."""
+    from seqrec_fast.data import readers
+
+    monkeypatch.setattr(readers, "_BLOCK_SIZE", 64)
+
+
+def test_rows_are_numbered_across_blocks(tmp_path, small_blocks):
+    rows = "".join(f"{u % 7},{u},{u}\n" for u in range(200))
+    path = write(tmp_path / "log.csv", "user,item,time\n" + rows + "3,4,-1\n")
+    with pytest.raises(DataFormatError, match=r"line 202: timestamp -1 is not a finite number"):
+        prepare_dataset(path)
+
+
+def test_a_column_that_turns_to_text_later_is_reread_as_text(tmp_path, small_blocks):
+    rows = "".join(f"{u % 7},{u},{u}\n" for u in range(200))
+    path = write(tmp_path / "log.csv", "user,item,time\n" + rows + "x7,4,500\n")
+    ds = prepare_dataset(path)
+    assert ds.n_users == 8 and ds.n_interactions == 201
+    assert "x7" in ds.user_ids().to_pylist()
+    bad_time = write(tmp_path / "bad.csv", "user,item,time\n" + rows + "3,4,soon\n")
+    with pytest.raises(DataFormatError, match=r"line 202: time 'soon' is not a number"):
+        prepare_dataset(bad_time)
+
+
+def test_parquet_row_numbers(tmp_path):
+    pq.write_table(pa.table({"user": [1, 2], "item": [3, 4], "time": [5.0, float("nan")]}), tmp_path / "x.parquet")
+    with pytest.raises(DataFormatError, match=r"x.parquet: row 1: timestamp nan"):
+        prepare_dataset(tmp_path / "x.parquet")

@@ -139,27 +139,25 @@ fn sort_rows(user_codes: &[u32], n_users: usize, times: &[i64]) -> (Vec<u32>, Ve
     (perm, bounds)
 }
 
+/// `values` reordered so that position p holds row `perm[p]` (a parallel gather: random reads,
+/// sequential writes; far faster than following the permutation's cycles in place).
+fn gather<T: Copy + Send + Sync>(values: Vec<T>, perm: &[u32]) -> Vec<T> {
+    perm.par_iter().map(|&row| values[row as usize]).collect()
+}
+
 /// Marks rows that repeat the (item, time) of an earlier row of the same user.
-fn mark_duplicates(
-    perm: &[u32],
-    bounds: &[usize],
-    items: &[u32],
-    times: &[i64],
-    keep: &mut [bool],
-) -> usize {
+fn mark_duplicates(bounds: &[usize], items: &[u32], times: &[i64], keep: &mut [bool]) -> usize {
     let mut dropped = 0;
     for w in bounds.windows(2) {
         let mut i = w[0];
         while i < w[1] {
-            let t = times[perm[i] as usize];
             let mut j = i + 1;
-            while j < w[1] && times[perm[j] as usize] == t {
+            while j < w[1] && times[j] == times[i] {
                 j += 1;
             }
             // Runs of equal time are short in practice; quadratic is fine and allocation-free.
             for a in i + 1..j {
-                let item = items[perm[a] as usize];
-                if (i..a).any(|b| keep[b] && items[perm[b] as usize] == item) {
+                if (i..a).any(|b| keep[b] && items[b] == items[a]) {
                     keep[a] = false;
                     dropped += 1;
                 }
@@ -173,7 +171,6 @@ fn mark_duplicates(
 /// Repeatedly drops users with fewer than `min_user` and items with fewer than `min_item`
 /// remaining interactions until both hold. Returns (user counts, item counts, rounds).
 fn filter_cores(
-    perm: &[u32],
     bounds: &[usize],
     items: &[u32],
     n_items: usize,
@@ -191,7 +188,7 @@ fn filter_cores(
             for p in bounds[u]..bounds[u + 1] {
                 if keep[p] {
                     user_counts[u] += 1;
-                    item_counts[items[perm[p] as usize] as usize] += 1;
+                    item_counts[items[p] as usize] += 1;
                 }
             }
         }
@@ -199,9 +196,7 @@ fn filter_cores(
         for u in 0..n_users {
             let drop_user = user_counts[u] < min_user;
             for p in bounds[u]..bounds[u + 1] {
-                if keep[p]
-                    && (drop_user || item_counts[items[perm[p] as usize] as usize] < min_item)
-                {
+                if keep[p] && (drop_user || item_counts[items[p] as usize] < min_item) {
                     keep[p] = false;
                     changed = true;
                 }
@@ -276,6 +271,20 @@ impl Builder {
                 format!("has {n_times} rows but the user column has {n}"),
             ));
         }
+        if self.times.len() + n >= 1 << 31 {
+            return Err(RowError::whole(
+                "user",
+                "more than 2^31 - 1 rows are not supported".into(),
+            ));
+        }
+        // Grow by a quarter at a time, not by doubling, so that the slack stays small next to
+        // the rows (these vectors are the bulk of the memory while a large file streams in).
+        if self.times.len() + n > self.times.capacity() {
+            let extra = n.max(self.times.len() / 4);
+            self.times.reserve_exact(extra);
+            self.user_codes.reserve_exact(extra);
+            self.item_codes.reserve_exact(extra);
+        }
         // Validate times first so that a bad chunk leaves the builder unchanged.
         let rows_before = self.times.len();
         append_times(times, &mut self.times).inspect_err(|_| self.times.truncate(rows_before))?;
@@ -305,8 +314,14 @@ impl Builder {
         item_codes
             .par_iter_mut()
             .for_each(|c| *c = item_rank[*c as usize]);
+        // Sort; from here on position p is the p-th interaction in (user, time, file order) and
+        // the segment bounds carry the user.
         let (perm, bounds) = sort_rows(&user_codes, user_ids.len(), &times);
-        drop(user_codes); // the segment bounds carry the user from here on
+        drop(user_codes);
+        // One array at a time, each freed once gathered, to keep the peak low.
+        let mut item_codes = gather(item_codes, &perm);
+        let mut times = gather(times, &perm);
+        drop(perm);
 
         let mut report = BuildReport {
             rows: n_rows,
@@ -314,11 +329,9 @@ impl Builder {
         };
         let mut keep = vec![true; n_rows];
         if options.drop_duplicates {
-            report.duplicates_dropped =
-                mark_duplicates(&perm, &bounds, &item_codes, &times, &mut keep);
+            report.duplicates_dropped = mark_duplicates(&bounds, &item_codes, &times, &mut keep);
         }
         let (user_counts, item_counts, rounds) = filter_cores(
-            &perm,
             &bounds,
             &item_codes,
             item_ids.len(),
@@ -340,38 +353,44 @@ impl Builder {
                 "more than 2^31 - 2 distinct items".into(),
             ));
         }
-        let mut new_item = vec![0i32; item_counts.len()];
+        let mut new_item = vec![0u32; item_counts.len()];
         for (k, &code) in surviving_items.iter().enumerate() {
-            new_item[code] = k as i32 + 1;
+            new_item[code] = k as u32 + 1;
         }
         report.users_dropped = user_ids.len() - surviving_users.len();
         report.items_dropped = item_ids.len() - surviving_items.len();
 
+        // Compact the kept rows in place; the item buffer becomes the item-id array.
         let mut offsets = Vec::with_capacity(surviving_users.len() + 1);
         offsets.push(0i64);
-        let kept_rows: usize = user_counts.iter().sum();
-        let mut out_items = Vec::with_capacity(kept_rows);
-        let mut out_times = Vec::with_capacity(kept_rows);
+        let mut kept = 0;
         for &u in &surviving_users {
             for p in bounds[u]..bounds[u + 1] {
                 if keep[p] {
-                    let row = perm[p] as usize;
-                    out_items.push(new_item[item_codes[row] as usize]);
-                    out_times.push(times[row]);
+                    item_codes[kept] = new_item[item_codes[p] as usize];
+                    times[kept] = times[p];
+                    kept += 1;
                 }
             }
-            offsets.push(out_items.len() as i64);
+            offsets.push(kept as i64);
         }
-        report.filtered_rows = n_rows - report.duplicates_dropped - kept_rows;
+        drop(keep);
+        item_codes.truncate(kept);
+        times.truncate(kept);
+        times.shrink_to_fit();
+        // Same size and alignment: the collect reuses the allocation.
+        let mut out_items: Vec<i32> = item_codes.into_iter().map(|x| x as i32).collect();
+        out_items.shrink_to_fit();
+        report.filtered_rows = n_rows - report.duplicates_dropped - kept;
 
         let split = match options.split {
             SplitKind::Temporal {
                 valid_fraction,
                 test_fraction,
-            } if !out_times.is_empty() => {
+            } if !times.is_empty() => {
                 let (t_valid, t_test) =
-                    split::temporal_cutoffs(&out_times, valid_fraction, test_fraction);
-                split::temporal(&offsets, &out_times, t_valid, t_test)
+                    split::temporal_cutoffs(&times, valid_fraction, test_fraction);
+                split::temporal(&offsets, &times, t_valid, t_test)
             }
             _ => split::leave_one_out(&offsets),
         };
@@ -379,7 +398,7 @@ impl Builder {
             n_items: surviving_items.len(),
             offsets: Buf::owned(offsets),
             items: Buf::owned(out_items),
-            times: Buf::owned(out_times),
+            times: Buf::owned(times),
             split,
             user_ids: surviving_ids(&user_ids, &surviving_users),
             item_ids: surviving_ids(&item_ids, &surviving_items),

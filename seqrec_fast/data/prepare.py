@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .. import _loader
 from .dataset import CACHE_FILE, Dataset, split_meta, dataset_from_sequences, load_dataset
 from .errors import CacheError, DataFormatError
-from .readers import ColumnMap, Interactions, check_interactions, id_chunks, number_chunks, read_interactions
+from .readers import ColumnMap, Location, check_block, id_chunks, number_chunks, read_into
 
 log = logging.getLogger("seqrec_fast.data")
 
@@ -58,42 +58,59 @@ class PrepareOptions:
         return dataclasses.asdict(self)
 
 
-def _build(batches: list[pa.RecordBatch], options: PrepareOptions, where) -> tuple[_loader.Sequences, dict]:
-    """Runs the Rust core on checked columns, consuming `batches` (each is freed once handed
-    over, so the input table and the Rust arrays do not coexist in full); `where(row)` names a
-    row for error messages."""
-    builder = _loader.InteractionBuilder()
-    progress = tqdm(total=sum(b.num_rows for b in batches), unit="rows", unit_scale=True,
-                    desc="remapping ids", disable=None, leave=False)
-    batches.reverse()
-    try:
-        while batches:
-            batch = batches.pop()
-            progress.update(batch.num_rows)
-            builder.add(
-                id_chunks(batch.column("user")),
-                id_chunks(batch.column("item")),
-                number_chunks(batch.column("time")) if "time" in batch.schema.names else None,
-                batch.num_rows,
+class _BuilderSink:
+    """Feeds checked blocks to the Rust builder (after the rating threshold), so each block can be
+    freed as soon as Rust has its compact copy."""
+
+    def __init__(self, options: PrepareOptions, origin: str):
+        self.options, self.origin = options, origin
+        self.progress = tqdm(unit="rows", unit_scale=True, desc=f"reading {origin}", disable=None, leave=False)
+        self.reset()
+
+    def reset(self) -> None:
+        self.builder = _loader.InteractionBuilder()
+        self.rows_read = 0
+        self.progress.reset()
+
+    def add(self, table: pa.Table, first_row: int) -> None:
+        self.rows_read += table.num_rows
+        if self.options.min_rating is not None:
+            table = table.filter(pc.greater_equal(table.column("rating"), self.options.min_rating))
+        try:
+            self.builder.add(
+                id_chunks(table.column("user")),
+                id_chunks(table.column("item")),
+                number_chunks(table.column("time")) if "time" in table.column_names else None,
+                table.num_rows,
             )
-            del batch
-            # Arrow's allocator keeps freed blocks; give them back so memory falls as Rust's grows.
-            pa.default_memory_pool().release_unused()
-        progress.set_description("sorting, filtering, splitting")
-        return builder.finish(
-            min_user=max(options.k_core, options.min_seq_len),
-            min_item=max(options.k_core, 1),
-            drop_duplicates=options.drop_duplicates,
-            split=options.split,
-            valid_fraction=options.valid_fraction,
-            test_fraction=options.test_fraction,
-        )
-    except _loader.RowError as error:
+        except _loader.RowError as error:
+            raise self._data_error(error) from None
+        self.progress.update(table.num_rows)
+
+    def finish(self) -> tuple[_loader.Sequences, dict]:
+        self.progress.close()
+        options = self.options
+        if options.min_rating is not None:
+            log.info("%s: rating >= %s keeps %d of %d rows", self.origin, options.min_rating, self.builder.rows, self.rows_read)
+            if self.builder.rows == 0:
+                raise DataFormatError(f"{self.origin}: no rows have rating >= {options.min_rating}")
+        try:
+            return self.builder.finish(
+                min_user=max(options.k_core, options.min_seq_len),
+                min_item=max(options.k_core, 1),
+                drop_duplicates=options.drop_duplicates,
+                split=options.split,
+                valid_fraction=options.valid_fraction,
+                test_fraction=options.test_fraction,
+            )
+        except _loader.RowError as error:
+            raise self._data_error(error) from None
+
+    def _data_error(self, error: _loader.RowError) -> DataFormatError:
+        # The readers' checks come first, so Rust only reports whole-column problems in practice.
         message, column, row = error.args
-        place = where(row) + ": " if row is not None else ""
-        raise DataFormatError(f"{place}{column} column: {message}") from None
-    finally:
-        progress.close()
+        place = f", kept row {row}" if row is not None else ""
+        return DataFormatError(f"{self.origin}{place}: {column} column: {message}")
 
 
 def _to_dataset(sequences: _loader.Sequences, report: dict, meta: dict[str, Any], origin: str) -> Dataset:
@@ -169,23 +186,9 @@ def prepare_dataset(
         if cached is not None:
             log.info("%s: up to date, memory-mapped", Path(out_dir) / CACHE_FILE)
             return cached
-    data: Interactions = read_interactions(path, format, prepare.columns, prepare.delimiter, with_rating=prepare.min_rating is not None)
-    table, data.table = data.table, None  # from here on `table` is the only reference
-    rows_read = table.num_rows
-    if prepare.min_rating is not None:
-        keep = pc.greater_equal(table.column("rating"), prepare.min_rating)
-        table = table.filter(keep).drop_columns(["rating"])
-        log.info("%s: rating >= %s keeps %d of %d rows", path, prepare.min_rating, table.num_rows, rows_read)
-        # Row numbers in later errors refer to the filtered table; map them back to the file.
-        kept_rows = pc.indices_nonzero(keep).to_numpy()
-        where = lambda row: f"{path}: {data.where(int(kept_rows[row]))}"  # noqa: E731
-    else:
-        where = lambda row: f"{path}: {data.where(row)}"  # noqa: E731
-    if table.num_rows == 0:
-        raise DataFormatError(f"{path}: no rows have rating >= {prepare.min_rating}")
-    batches = table.to_batches()
-    del table
-    sequences, report = _build(batches, prepare, where)
+    sink = _BuilderSink(prepare, str(path))
+    read_into(sink, path, format, prepare.columns, prepare.delimiter, with_rating=prepare.min_rating is not None)
+    sequences, report = sink.finish()
     meta = {
         "name": path.stem if path.suffix else path.name,
         "source": {"path": str(path.resolve()), "format": format},
@@ -213,8 +216,10 @@ def from_interactions(
     columns = {"user": pa.chunked_array([pa.array(users)]), "item": pa.chunked_array([pa.array(items)])}
     if times is not None:
         columns["time"] = pa.chunked_array([pa.array(np.asarray(times))])
-    data = Interactions(pa.table(columns), Path(f"<{name}>"), None)
-    check_interactions(data)  # the same checks as for files
-    sequences, report = _build(data.table.to_batches(), prepare, lambda row: f"<{name}>: {data.where(row)}")
+    origin = f"<{name}>"
+    table = check_block(pa.table(columns), Location(Path(origin), None))  # the same checks as for files
+    sink = _BuilderSink(prepare, origin)
+    sink.add(table, 0)
+    sequences, report = sink.finish()
     meta = {"name": name, "source": {"arrays": True}, **_options_meta(prepare)}
     return _to_dataset(sequences, report, meta, f"<{name}>")

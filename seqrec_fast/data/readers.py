@@ -1,13 +1,16 @@
 """Readers for interaction logs (pyarrow): CSV/TSV, Parquet, RecBole atomic `.inter` files and
 the MovieLens formats (ml-100k `u.data`, ml-1m/10m `ratings.dat`, ml-20m/25m `ratings.csv`).
-Every reader yields the same `Interactions`: a table with columns user, item and optionally
-time and rating, checked so that the Rust core only sees valid values."""
+
+Files are streamed in blocks: every block is checked (so the Rust core only sees valid values)
+and handed to a sink as a table with columns user, item and optionally time and rating, so a
+20M-row file never has to sit in memory whole next to what is built from it."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +30,8 @@ _CANDIDATES = {
     "rating": ("rating", "score", "stars"),
 }
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-_BLOCK_SIZE = 16 << 20
+_BLOCK_SIZE = 1 << 20  # small blocks: pyarrow reads ahead, and the read-ahead is counted in blocks
+_PARQUET_BATCH_ROWS = 1 << 20
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
 
 
@@ -42,18 +46,42 @@ class ColumnMap:
     rating: str | None = None
 
 
-@dataclass
-class Interactions:
-    """Columns "user", "item" and, when present, "time" and "rating"."""
+@dataclass(frozen=True)
+class Location:
+    """Names a data row (counted from 0) the way the user finds it in the file."""
 
-    table: pa.Table | None
     path: Path
-    #: line number of the first data row (CSV-like files) or None (Parquet: rows count from 0)
+    #: line number of the first data row (CSV-like files) or None (Parquet, arrays)
     first_line: int | None
 
-    def where(self, row: int) -> str:
-        """A row of the table as the user finds it in the file."""
-        return f"line {row + self.first_line}" if self.first_line is not None else f"row {row}"
+    def __call__(self, row: int) -> str:
+        place = f"line {row + self.first_line}" if self.first_line is not None else f"row {row}"
+        return f"{self.path}: {place}"
+
+
+class InteractionSink(Protocol):
+    """Receives checked blocks of a file in order."""
+
+    def add(self, table: pa.Table, first_row: int) -> None: ...
+
+    def reset(self) -> None:
+        """Forget what was added: the file is read again from the start."""
+
+
+@dataclass
+class Interactions:
+    """A whole checked table (columns user, item and, when present, time and rating)."""
+
+    table: pa.Table
+    location: Location
+
+
+class _TypeChanged(Exception):
+    """A column inferred as numeric from the first block holds text further down."""
+
+    def __init__(self, column: str):
+        super().__init__(column)
+        self.column = column
 
 
 def detect_format(path: Path) -> str:
@@ -67,15 +95,16 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
-def read_interactions(
+def read_into(
+    sink: InteractionSink,
     path: str | Path,
     format: str = "auto",
     columns: ColumnMap = ColumnMap(),
     delimiter: str | None = None,
     with_rating: bool = False,
-) -> Interactions:
-    """Reads and checks an interaction file. `with_rating` also reads the rating column. Only
-    the needed columns are parsed."""
+) -> Location:
+    """Streams the checked blocks of an interaction file into `sink`; returns how rows are named.
+    Only the needed columns are parsed; `with_rating` also reads the rating column."""
     path = Path(path)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -84,22 +113,79 @@ def read_interactions(
     if path.stat().st_size == 0:
         raise DataFormatError(f"{path}: the file is empty; expected interaction rows")
     kind = detect_format(path) if format == "auto" else format
+    location, blocks = _plan(path, kind, columns, delimiter, with_rating)
+    text_columns: dict[str, pa.DataType] = {}
+    for _attempt in range(8):  # each retry reads one more column as text
+        try:
+            rows = 0
+            for table in blocks(text_columns):
+                table = check_block(table, location, rows)
+                sink.add(table, rows)
+                rows += table.num_rows
+                # Arrow's allocator keeps freed blocks; give them back as the sink's memory grows.
+                pa.default_memory_pool().release_unused()
+        except _TypeChanged as change:
+            text_columns[change.column] = pa.string()
+            sink.reset()
+            continue
+        if rows == 0:
+            raise DataFormatError(f"{path}: no interaction rows (only a header?)")
+        return location
+    raise DataFormatError(f"{path}: could not settle the column types")
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+
+    def add(self, table: pa.Table, first_row: int) -> None:
+        self.tables.append(table)
+
+    def reset(self) -> None:
+        self.tables.clear()
+
+
+def read_interactions(
+    path: str | Path,
+    format: str = "auto",
+    columns: ColumnMap = ColumnMap(),
+    delimiter: str | None = None,
+    with_rating: bool = False,
+) -> Interactions:
+    """Reads and checks a whole interaction file into one table."""
+    collect = _Collect()
+    location = read_into(collect, path, format, columns, delimiter, with_rating)
+    return Interactions(pa.concat_tables(collect.tables), location)
+
+
+Blocks = Callable[[dict], Iterator[pa.Table]]
+
+
+def _plan(path: Path, kind: str, columns: ColumnMap, delimiter: str | None, with_rating: bool) -> tuple[Location, Blocks]:
+    """How to read the file: its row naming and a function of the columns to force to text that
+    yields blocks with role-named columns."""
     if kind == "parquet":
-        table, first_line = _read_parquet(path, columns, with_rating), None
-    elif kind == "recbole":
-        table, first_line = _read_recbole(path, columns, with_rating), 2
-    elif kind == "movielens" and not path.name.lower().endswith(".csv"):
-        table, first_line = _read_movielens(path, delimiter, columns, with_rating), 1
-    else:
-        sep = delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-        names = _column_names(path, sep, pacsv.ReadOptions())
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise DataFormatError(f"{path}: not a readable Parquet file ({error})") from None
+        roles = _resolve(parquet.schema_arrow.names, columns, path, with_rating)
+
+        def parquet_blocks(_text: dict) -> Iterator[pa.Table]:
+            for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=list(roles.values())):
+                yield _roles(pa.Table.from_batches([batch]), roles)
+
+        return Location(path, None), parquet_blocks
+    if kind == "recbole":
+        names, types = _recbole_header(path)
         roles = _resolve(names, columns, path, with_rating)
-        table, first_line = _roles(_read_csv(path, sep, include=list(roles.values())), roles), 2
-    # Arrow's allocator keeps the parser's scratch memory; hand it back before the heavy work.
-    pa.default_memory_pool().release_unused()
-    interactions = Interactions(table, path, first_line)
-    check_interactions(interactions)
-    return interactions
+        options = dict(skip_rows=1, column_names=names)
+        return Location(path, 2), lambda text: _csv_blocks(path, "\t", options, {**types, **text}, roles)
+    if kind == "movielens" and not path.name.lower().endswith(".csv"):
+        return _movielens_plan(path, delimiter, columns, with_rating)
+    sep = delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    roles = _resolve(_column_names(path, sep, {}), columns, path, with_rating)
+    return Location(path, 2), lambda text: _csv_blocks(path, sep, {}, dict(text), roles)
 
 
 def _roles(table: pa.Table, roles: dict[str, str]) -> pa.Table:
@@ -108,41 +194,30 @@ def _roles(table: pa.Table, roles: dict[str, str]) -> pa.Table:
 
 
 # -- format readers ----------------------------------------------------------------------------
-def _read_csv(
-    path: Path,
-    delimiter: str,
-    read_options: pacsv.ReadOptions | None = None,
-    types: dict | None = None,
-    include: list[str] | None = None,
-) -> pa.Table:
-    """pyarrow CSV with error messages that name the file, the line and the column."""
-    read_options = read_options or pacsv.ReadOptions()
-    # Streaming in large blocks peaks at a fraction of `read_csv`'s memory and is faster.
-    read_options.block_size = _BLOCK_SIZE
-    types = dict(types or {})
+def _csv_blocks(path: Path, delimiter: str, read_options: dict, types: dict, roles: dict[str, str]) -> Iterator[pa.Table]:
+    """Streams a CSV-like file in large blocks (a fraction of `read_csv`'s peak memory)."""
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], include_columns=list(roles.values()))
+    # No read-ahead thread: blocks are parsed as they are consumed, so they cannot pile up.
+    options = pacsv.ReadOptions(block_size=_BLOCK_SIZE, use_threads=False, **read_options)
     parse = pacsv.ParseOptions(delimiter=delimiter)
-    for _attempt in range(8):  # each retry fixes one column's type
-        try:
-            convert = pacsv.ConvertOptions(column_types=types, null_values=[""], include_columns=include)
-            reader = pacsv.open_csv(path, read_options=read_options, parse_options=parse, convert_options=convert)
-            return pa.Table.from_batches(list(reader), schema=reader.schema)
-        except pa.ArrowInvalid as error:
-            message = str(error)
-            if "Empty CSV file" in message:
-                raise DataFormatError(f"{path}: the file is empty; expected interaction rows") from None
-            match = _CONVERSION.search(message)
-            if not match:
-                raise DataFormatError(f"{path}: {message}") from None
-            # A column whose first rows looked numeric holds text further down: read it as
-            # text; the checks then accept it as string ids or report it as non-numeric.
-            names = _column_names(path, delimiter, read_options)  # the index counts file columns
-            types[names[int(match.group(1))]] = pa.string()
-    raise DataFormatError(f"{path}: could not settle the column types")
+    try:
+        reader = pacsv.open_csv(path, read_options=options, parse_options=parse, convert_options=convert)
+        for batch in reader:
+            yield _roles(pa.Table.from_batches([batch]), roles)
+    except pa.ArrowInvalid as error:
+        message = str(error)
+        if "Empty CSV file" in message:
+            raise DataFormatError(f"{path}: the file is empty; expected interaction rows") from None
+        match = _CONVERSION.search(message)
+        if not match:
+            raise DataFormatError(f"{path}: {message}") from None
+        # The index counts the file's columns.
+        raise _TypeChanged(_column_names(path, delimiter, read_options)[int(match.group(1))]) from None
 
 
-def _column_names(path: Path, delimiter: str, read_options: pacsv.ReadOptions) -> list[str]:
-    if read_options.column_names:
-        return list(read_options.column_names)
+def _column_names(path: Path, delimiter: str, read_options: dict) -> list[str]:
+    if read_options.get("column_names"):
+        return list(read_options["column_names"])
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
                                 parse_options=pacsv.ParseOptions(delimiter=delimiter))
@@ -153,16 +228,7 @@ def _column_names(path: Path, delimiter: str, read_options: pacsv.ReadOptions) -
     return list(reader.schema.names)
 
 
-def _read_parquet(path: Path, columns: ColumnMap, with_rating: bool) -> pa.Table:
-    try:
-        names = pq.read_schema(path).names
-        roles = _resolve(names, columns, path, with_rating)
-        return _roles(pq.read_table(path, columns=list(roles.values())), roles)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise DataFormatError(f"{path}: not a readable Parquet file ({error})") from None
-
-
-def _read_recbole(path: Path, columns: ColumnMap, with_rating: bool) -> pa.Table:
+def _recbole_header(path: Path) -> tuple[list[str], dict[str, pa.DataType]]:
     """RecBole atomic file: a tab-separated header of `name:type` fields (token, float, ...)."""
     with open(path, encoding="utf-8") as handle:
         header = handle.readline().rstrip("\r\n").split("\t")
@@ -176,12 +242,10 @@ def _read_recbole(path: Path, columns: ColumnMap, with_rating: bool) -> pa.Table
             types[name] = pa.string()
         elif kind == "float":
             types[name] = pa.float64()
-    roles = _resolve(names, columns, path, with_rating)
-    options = pacsv.ReadOptions(skip_rows=1, column_names=names)
-    return _roles(_read_csv(path, "\t", options, types, include=list(roles.values())), roles)
+    return names, types
 
 
-def _read_movielens(path: Path, delimiter: str | None, columns: ColumnMap, with_rating: bool) -> pa.Table:
+def _movielens_plan(path: Path, delimiter: str | None, columns: ColumnMap, with_rating: bool) -> tuple[Location, Blocks]:
     """ml-100k u.data (tab separated) and ml-1m/ml-10m ratings.dat (`::` separated), no header:
     user, item, rating, timestamp."""
     with open(path, encoding="latin-1") as handle:
@@ -194,10 +258,9 @@ def _read_movielens(path: Path, delimiter: str | None, columns: ColumnMap, with_
             raise DataFormatError(f"{path}: line 1: expected UserID::MovieID::Rating::Timestamp")
         raw = [f"f{i}" for i in range(7)]
         file_roles = {role: raw[2 * names.index(name)] for role, name in roles.items()}
-        table = _read_csv(path, ":", pacsv.ReadOptions(column_names=raw), include=list(file_roles.values()))
-        return _roles(table, file_roles)
-    table = _read_csv(path, delimiter or "\t", pacsv.ReadOptions(column_names=names), include=list(roles.values()))
-    return _roles(table, roles)
+        return Location(path, 1), lambda text: _csv_blocks(path, ":", dict(column_names=raw), dict(text), file_roles)
+    options = dict(column_names=names)
+    return Location(path, 1), lambda text: _csv_blocks(path, delimiter or "\t", options, dict(text), roles)
 
 
 # -- column selection and checks ---------------------------------------------------------------
@@ -234,22 +297,20 @@ def _first(mask: pa.ChunkedArray) -> int:
     return int(pc.index(mask, True).as_py())
 
 
-def check_interactions(data: Interactions) -> None:
-    """Checks (and normalises the types of) the columns in place; raises DataFormatError."""
-    table = data.table
-    if table.num_rows == 0:
-        raise DataFormatError(f"{data.path}: no interaction rows (only a header?)")
+def check_block(table: pa.Table, where: Callable[[int], str], first_row: int = 0) -> pa.Table:
+    """Checks a block and normalises its types (int64 or string ids, int64 or float64 numbers);
+    `where(first_row + i)` names row i in errors."""
+    def at(row: int) -> str:
+        return where(first_row + row)
+
     for role in table.column_names:
         column = table.column(role)
         if column.null_count:
             row = _first(pc.is_null(column))
-            raise DataFormatError(f"{data.path}: {data.where(row)}: the {role} column is empty; every row needs a {role}")
-    table = table.set_column(0, "user", _ids(table.column("user"), "user", data))
-    table = table.set_column(1, "item", _ids(table.column("item"), "item", data))
-    for role in ("time", "rating"):
-        if role in table.column_names:
-            index = table.column_names.index(role)
-            table = table.set_column(index, role, _numbers(table.column(role), role, data))
+            raise DataFormatError(f"{at(row)}: the {role} column is empty; every row needs a {role}")
+    for index, role in enumerate(table.column_names):
+        convert = _ids if role in ("user", "item") else _numbers
+        table = table.set_column(index, role, convert(table.column(role), role, at))
     if "time" in table.column_names:
         time = table.column("time")
         bad = pc.less(time, 0)
@@ -257,16 +318,14 @@ def check_interactions(data: Interactions) -> None:
             bad = pc.or_(bad, pc.invert(pc.is_finite(time)))
         if pc.any(bad).as_py():
             row = _first(bad)
-            raise DataFormatError(
-                f"{data.path}: {data.where(row)}: timestamp {time[row].as_py()!r} is not a finite number >= 0"
-            )
-    data.table = table
+            raise DataFormatError(f"{at(row)}: timestamp {time[row].as_py()!r} is not a finite number >= 0")
+    return table
 
 
-def _ids(column: pa.ChunkedArray, role: str, data: Interactions) -> pa.ChunkedArray:
+def _ids(column: pa.ChunkedArray, role: str, at: Callable[[int], str]) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_dictionary(kind):
-        return _ids(column.cast(kind.value_type), role, data)
+        return _ids(column.cast(kind.value_type), role, at)
     if pa.types.is_integer(kind):
         return column.cast(pa.int64()) if kind != pa.int64() else column
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
@@ -275,12 +334,12 @@ def _ids(column: pa.ChunkedArray, role: str, data: Interactions) -> pa.ChunkedAr
         whole = pc.equal(pc.floor(column), column)
         if not pc.all(whole).as_py():
             row = _first(pc.invert(whole))
-            raise DataFormatError(f"{data.path}: {data.where(row)}: {role} id {column[row].as_py()!r} is not a whole number or a string")
+            raise DataFormatError(f"{at(row)}: {role} id {column[row].as_py()!r} is not a whole number or a string")
         return column.cast(pa.int64())
-    raise DataFormatError(f"{data.path}: the {role} column has type {kind}; expected integer or string ids")
+    raise DataFormatError(f"{at(0)}: the {role} column has type {kind}; expected integer or string ids")
 
 
-def _numbers(column: pa.ChunkedArray, role: str, data: Interactions) -> pa.ChunkedArray:
+def _numbers(column: pa.ChunkedArray, role: str, at: Callable[[int], str]) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_integer(kind):
         return column.cast(pa.int64())
@@ -292,9 +351,9 @@ def _numbers(column: pa.ChunkedArray, role: str, data: Interactions) -> pa.Chunk
         numeric = pc.match_substring_regex(column, _NUMBER)
         if not pc.all(numeric).as_py():
             row = _first(pc.invert(numeric))
-            raise DataFormatError(f"{data.path}: {data.where(row)}: {role} {column[row].as_py()!r} is not a number")
+            raise DataFormatError(f"{at(row)}: {role} {column[row].as_py()!r} is not a number")
         return column.cast(pa.float64())
-    raise DataFormatError(f"{data.path}: the {role} column has type {kind}; expected numbers")
+    raise DataFormatError(f"{at(0)}: the {role} column has type {kind}; expected numbers")
 
 
 # -- handing columns to Rust without copying ----------------------------------------------------
