@@ -32,7 +32,7 @@ _CANDIDATES = {
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _BLOCK_SIZE = 1 << 20  # small blocks: pyarrow reads ahead, and the read-ahead is counted in blocks
 _PARQUET_BATCH_ROWS = 1 << 20
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+): invalid value '(.*)'")
 
 
 @dataclass(frozen=True)
