@@ -352,7 +352,11 @@ def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=(
     if int(state["n_items"]) != dataset.n_items:
         raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {dataset.n_items}")
     model = build_model(config.model, dataset.n_items).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(f"{checkpoint} does not fit the {config.model.name} model its run's config describes "
+                         f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
     autocast_dtype = torch.bfloat16 if (config.amp and device.type == "cuda") else None
     metrics = {split: evaluate_split(model, dataset, config, split, device, autocast_dtype) for split in splits}
     return {"model": config.model.name, "checkpoint": str(checkpoint),

@@ -1,0 +1,110 @@
+"""Our rows for the ml-100k comparison with RecBole (benchmarks/recbole_baseline.py has theirs).
+
+RecBole's protocol for sequential models: leave-one-out, full ranking over all items with the
+user's history NOT filtered, max_len 50, hidden 64, 2 layers, 2 heads, batch 256, lr 1e-3,
+early stopping on validation NDCG@10; each backbone with its default loss (CE; STOSA its own).
+Each run is the documented `seqrec-fast train ... --json` command; the wall time to the best
+validation epoch is measured from the start of the command.
+
+    python benchmarks/bench_ml100k.py --data ../shared/data/ml-100k [--models sasrec,bert4rec] [--nice 10]
+
+Prints a table and writes benchmarks/results/ml100k_<model>.json (one row each, with the
+command and the machine) and, when RecBole's row exists, the comparison."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
+            "--batch-size", "256", "--lr", "1e-3", "--no-filter-history"]
+MODELS = ("sasrec", "bert4rec", "nextitnet", "gru4rec", "stosa")
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_model(model: str, data: str, out_root: Path, nice: int, extra: list[str]) -> dict:
+    loss = ["--loss", "ce"] if model != "stosa" else []
+    command = ["seqrec-fast", "train", "--model", model, "--data", data, "--out", str(out_root / model), *PROTOCOL,
+               *loss, "--no-progress", "--json", *extra]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"{model} failed:\n{completed.stderr[-3000:]}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {
+        "system": "seqrec-fast",
+        "model": model,
+        "dataset": "ml-100k",
+        "protocol": result["protocol"],
+        "loss": result["loss"],
+        "valid": result["valid"],
+        "test": result["test"],
+        "best_epoch": result["best_epoch"],
+        "epochs_run": result["epochs_run"],
+        "time_to_best_s": result["time_to_best_s"],
+        "total_s": round(wall, 1),
+        "train_samples_per_s": result["train_samples_per_s"],
+        "command": " ".join(shlex.quote(c) for c in command),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--out", default=None, help="run directories (default: a temporary folder)")
+    parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("extra", nargs="*", help="more train options, after --")
+    args = parser.parse_args()
+    out_root = Path(args.out or tempfile.mkdtemp(prefix="bench_ml100k_"))
+    rows = []
+    for model in args.models.split(","):
+        row = run_model(model, args.data, out_root, args.nice, args.extra)
+        write_json(RESULTS / f"ml100k_{model}.json", row)
+        rows.append(row)
+        print(f"{model:<10} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
+              f"best epoch {row['best_epoch']:>3}  {row['time_to_best_s']:7.1f} s to best", flush=True)
+    recbole = RESULTS / "recbole_sasrec_ml-100k.json"
+    ours = RESULTS / "ml100k_sasrec.json"
+    if recbole.exists() and ours.exists():
+        theirs, mine = json.loads(recbole.read_text()), json.loads(ours.read_text())
+        comparison = {
+            "ndcg@10": {"seqrec_fast": mine["test"]["ndcg@10"], "recbole": theirs["test"]["ndcg@10"]},
+            "hr@10": {"seqrec_fast": mine["test"]["hr@10"], "recbole": theirs["test"]["hr@10"]},
+            "time_to_best_s": {"seqrec_fast": mine["time_to_best_s"], "recbole": theirs["time_to_best_s"]},
+            "speedup_to_best": round(theirs["time_to_best_s"] / mine["time_to_best_s"], 1),
+        }
+        write_json(RESULTS / "ml100k_sasrec_vs_recbole.json", comparison)
+        print(json.dumps(comparison, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Training throughput and peak memory of SASRec on the ml-20m synthetic preset (138,493 users,
+26,744 items): the fused, chunked full-softmax CE against the unfused one that materialises the
+[B·L, n_items] logits.
+
+    python benchmarks/bench_train.py [--steps 10] [--max-len 50] [--batch-size 256] [--device auto]
+
+Each variant runs in its own process so that peak memory is its own: on GPU
+torch.cuda.max_memory_allocated, on CPU the growth of the process's peak RSS over what it held
+once the dataset and model were set up. Prints a table; writes benchmarks/results/bench_train.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def measure(args) -> dict:
+    """One variant, in this process."""
+    import torch
+
+    from seqrec_fast.data import synthesize
+    from seqrec_fast.train.config import build_config
+    from seqrec_fast.train.trainer import Trainer
+
+    dataset = synthesize("ml-20m", seed=0)
+    with tempfile.TemporaryDirectory() as out:
+        config = build_config(overrides={
+            "model": "sasrec", "out": out, "max_len": args.max_len, "hidden_size": 64, "num_layers": 2,
+            "num_heads": 2, "batch_size": args.batch_size, "loss": "ce", "fused_ce": args.variant == "fused",
+            "device": args.device, "progress": False, "window": "last"})
+        trainer = Trainer(config, dataset, log=lambda message: None)
+        device = trainer.device
+        batches = trainer.train_loader.epoch(0)
+
+        def step() -> int:
+            inputs, targets, negatives = trainer._batch_tensors(next(batches))
+            with trainer._autocast():
+                loss = trainer.train_module(inputs, targets, negatives)
+            trainer.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            trainer.optimizer.step()
+            return len(inputs)
+
+        step()  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        baseline = peak_rss_bytes()
+        samples, started = 0, time.perf_counter()
+        for _ in range(args.steps):
+            samples += step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else peak_rss_bytes() - baseline
+    return {"variant": args.variant, "device": str(device), "steps": args.steps, "batch_size": args.batch_size,
+            "max_len": args.max_len, "samples_per_s": round(samples / seconds, 1),
+            "step_ms": round(1000 * seconds / args.steps, 1), "peak_memory_mb": round(peak / 2**20, 1),
+            "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "CPU peak RSS growth after warm-up",
+            "torch_threads": torch.get_num_threads()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--variants", default="fused,unfused")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: measure one variant here
+    args = parser.parse_args()
+    if args.variant:
+        print(json.dumps(measure(args)))
+        return 0
+    rows = []
+    for variant in args.variants.split(","):
+        command = [sys.executable, __file__, "--variant", variant, "--steps", str(args.steps), "--max-len",
+                   str(args.max_len), "--batch-size", str(args.batch_size), "--device", args.device]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            rows.append({"variant": variant, "error": completed.stderr.strip().splitlines()[-1:]})
+            continue
+        rows.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    print(f"{'variant':<9}{'device':>8}{'samples/s':>12}{'step ms':>10}{'peak MB':>10}")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['variant']:<9} failed: {row['error']}")
+        else:
+            print(f"{row['variant']:<9}{row['device']:>8}{row['samples_per_s']:>12}{row['step_ms']:>10}{row['peak_memory_mb']:>10}")
+    payload = {"benchmark": "SASRec training step on the ml-20m synthetic preset (26,744 items), d=64, 2 layers, 2 heads",
+               "command": " ".join([Path(sys.executable).name, *sys.argv]),
+               "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
+               "rows": rows}
+    name = "bench_train.json" if all(r.get("device", "cpu") == "cpu" for r in rows) else "bench_train_gpu.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, RESULTS / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
