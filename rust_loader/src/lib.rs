@@ -213,7 +213,7 @@ impl PySequences {
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let inner = Arc::clone(&self.inner);
         py.detach(move || cache::write(&inner, &path))
-            .map_err(|m| CacheError::new_err(m))
+            .map_err(CacheError::new_err)
     }
 }
 
@@ -246,7 +246,7 @@ fn parse_split(kind: &str, valid_fraction: f64, test_fraction: f64) -> PyResult<
 fn load_cache(py: Python<'_>, path: PathBuf, verify: bool) -> PyResult<PySequences> {
     let seq = py
         .detach(move || cache::read(&path, verify))
-        .map_err(|m| CacheError::new_err(m))?;
+        .map_err(CacheError::new_err)?;
     Ok(PySequences {
         inner: Arc::new(seq),
     })

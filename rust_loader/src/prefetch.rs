@@ -16,6 +16,9 @@ pub struct Array {
 
 pub type Batch = Vec<Array>;
 
+/// One worker's queue of finished batches (or the error that stopped it).
+type BatchQueue = Receiver<Result<Batch, String>>;
+
 pub trait BatchMaker: Send + Sync + 'static {
     fn n_batches(&self) -> usize;
     fn make(&self, index: usize) -> Result<Batch, String>;
@@ -27,7 +30,7 @@ const DEPTH: usize = 2;
 pub struct Prefetcher {
     maker: Arc<dyn BatchMaker>,
     /// Receivers are taken out while waiting (the wait runs without the GIL) and put back.
-    receivers: Mutex<Vec<Option<Receiver<Result<Batch, String>>>>>,
+    receivers: Mutex<Vec<Option<BatchQueue>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
     start: usize,
@@ -86,7 +89,7 @@ impl Prefetcher {
 
     /// Takes the receiver for the next batch (None: build it in this thread). Call from the
     /// Python thread, then `wait` without the GIL, then `put_back`.
-    pub fn take_receiver(&self) -> Option<(usize, Receiver<Result<Batch, String>>)> {
+    pub fn take_receiver(&self) -> Option<(usize, BatchQueue)> {
         let mut receivers = self.receivers.lock().unwrap();
         if receivers.is_empty() {
             return None;
@@ -95,7 +98,7 @@ impl Prefetcher {
         receivers[slot].take().map(|rx| (slot, rx))
     }
 
-    pub fn put_back(&self, slot: usize, rx: Receiver<Result<Batch, String>>) {
+    pub fn put_back(&self, slot: usize, rx: BatchQueue) {
         self.receivers.lock().unwrap()[slot] = Some(rx);
     }
 
@@ -108,7 +111,7 @@ impl Prefetcher {
     }
 
     /// Receives one batch from a worker's channel.
-    pub fn wait(rx: &Receiver<Result<Batch, String>>) -> Result<Batch, String> {
+    pub fn wait(rx: &BatchQueue) -> Result<Batch, String> {
         rx.recv()
             .unwrap_or_else(|_| Err("a loader thread stopped unexpectedly".into()))
     }

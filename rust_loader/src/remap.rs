@@ -79,13 +79,13 @@ impl<'a> StrChunk<'a> {
         let ok = match &self.offsets {
             Offsets::I32(o) => {
                 o.windows(2).all(|w| w[0] <= w[1])
-                    && o.last().map_or(true, |&e| e as usize <= self.data.len())
-                    && o.first().map_or(true, |&s| s >= 0)
+                    && o.last().is_none_or(|&e| e as usize <= self.data.len())
+                    && o.first().is_none_or(|&s| s >= 0)
             }
             Offsets::I64(o) => {
                 o.windows(2).all(|w| w[0] <= w[1])
-                    && o.last().map_or(true, |&e| e as usize <= self.data.len())
-                    && o.first().map_or(true, |&s| s >= 0)
+                    && o.last().is_none_or(|&e| e as usize <= self.data.len())
+                    && o.first().is_none_or(|&s| s >= 0)
             }
         };
         if ok {

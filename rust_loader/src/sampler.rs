@@ -14,7 +14,8 @@ impl AliasTable {
     pub fn new(weights: &[f64]) -> Option<Self> {
         let n = weights.len();
         let total: f64 = weights.iter().sum();
-        if n == 0 || !(total > 0.0) {
+        // `total` may be NaN (bad weights): only a positive, finite total can be sampled.
+        if n == 0 || !total.is_finite() || total <= 0.0 {
             return None;
         }
         let mut prob: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();

@@ -183,7 +183,7 @@ impl Catalogue {
         self.global.draw(rng) as i32 + 1
     }
 
-    fn from_cluster(&self, cluster: usize, rng: &mut Rng) -> i32 {
+    fn draw_in_cluster(&self, cluster: usize, rng: &mut Rng) -> i32 {
         let (items, table) = &self.clusters[cluster];
         items[table.draw(rng)]
     }
@@ -266,7 +266,7 @@ fn generate_user(
                 if rng.unit() < 0.1 {
                     cluster = favourites[rng.below(2) as usize];
                 }
-                catalogue.from_cluster(cluster, &mut rng)
+                catalogue.draw_in_cluster(cluster, &mut rng)
             } else {
                 catalogue.popular(&mut rng)
             };
