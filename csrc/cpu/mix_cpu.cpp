@@ -36,34 +36,33 @@ struct MixCpu {
   static void backward(const scalar_t* g, const scalar_t* h, const at::opmath_type<scalar_t>* w,
                        scalar_t* grad_h, at::opmath_type<scalar_t>* grad_w, int64_t K, int64_t N) {
     using acc_t = at::opmath_type<scalar_t>;
-    // Fixed blocks (not per-thread chunks) keep grad_w's summation order, and so its value,
+    // Tasks are (candidate k, block of N): each streams one stretch of h[k] and grad_h[k]. The
+    // fixed blocks (not per-thread chunks) keep grad_w's summation order, and so its value,
     // independent of the thread count.
     const int64_t blocks = (N + kBlock - 1) / kBlock;
-    std::vector<acc_t> partial(grad_w ? blocks * K : 0);
-    at::parallel_for(0, blocks, 4, [&](int64_t first, int64_t last) {
-      for (int64_t b = first; b < last; ++b) {
-        const int64_t start = b * kBlock, n = std::min(kBlock, N - start);
+    std::vector<acc_t> partial(grad_w ? K * blocks : 0);
+    at::parallel_for(0, K * blocks, 4, [&](int64_t first, int64_t last) {
+      for (int64_t task = first; task < last; ++task) {
+        const int64_t k = task / blocks, start = (task % blocks) * kBlock, n = std::min(kBlock, N - start);
         const scalar_t* gb = g + start;
-        for (int64_t k = 0; k < K; ++k) {
-          const scalar_t* hk = h + k * N + start;
-          if (grad_h) {
-            scalar_t* out = grad_h + k * N + start;
-            const acc_t wk = w[k];
-            for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(wk * static_cast<acc_t>(gb[i]));
-          }
-          if (grad_w) {
-            acc_t dot = 0;
+        const scalar_t* hk = h + k * N + start;
+        if (grad_h) {
+          scalar_t* out = grad_h + k * N + start;
+          const acc_t wk = w[k];
+          for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(wk * static_cast<acc_t>(gb[i]));
+        }
+        if (grad_w) {
+          acc_t dot = 0;
 #pragma omp simd reduction(+ : dot)  // a vector of partial sums, not one serial chain
-            for (int64_t i = 0; i < n; ++i) dot += static_cast<acc_t>(gb[i]) * static_cast<acc_t>(hk[i]);
-            partial[b * K + k] = dot;
-          }
+          for (int64_t i = 0; i < n; ++i) dot += static_cast<acc_t>(gb[i]) * static_cast<acc_t>(hk[i]);
+          partial[task] = dot;
         }
       }
     });
     if (grad_w) {
       for (int64_t k = 0; k < K; ++k) {
         acc_t sum = 0;
-        for (int64_t b = 0; b < blocks; ++b) sum += partial[b * K + k];
+        for (int64_t b = 0; b < blocks; ++b) sum += partial[k * blocks + b];
         grad_w[k] = sum;
       }
     }
