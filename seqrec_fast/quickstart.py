@@ -23,15 +23,7 @@ def popularity_metrics(dataset, config) -> dict[str, float]:
     """Test metrics of ranking every item by its training popularity (the baseline to beat)."""
     import torch
 
-    from .train.evaluation import evaluate
-
-    class Popularity(torch.nn.Module):
-        def __init__(self, counts):
-            super().__init__()
-            self.register_buffer("counts", torch.as_tensor(counts, dtype=torch.float32))
-
-        def predict(self, inputs):
-            return self.counts.expand(len(inputs), -1)
+    from .train.evaluation import Popularity, evaluate
 
     loader = dataset.eval_loader(split="test", batch_size=config.eval_batch_size, max_len=config.model.max_len)
     return evaluate(Popularity(dataset.item_counts()), loader, torch.device("cpu"),

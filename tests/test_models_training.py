@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from seqrec_fast.data import synthesize
 from seqrec_fast.models import MODELS
 from seqrec_fast.train.config import build_config
-from seqrec_fast.train.evaluation import evaluate
+from seqrec_fast.train.evaluation import Popularity, evaluate
 from seqrec_fast.train.trainer import Trainer
 
 EPOCHS = {"bert4rec": 25, "gru4rec": 8, "nextitnet": 6, "sasrec": 6, "stosa": 8}
-
-
-class Popularity(nn.Module):
-    """Scores every item by its training-split count."""
-
-    def __init__(self, counts):
-        super().__init__()
-        self.register_buffer("counts", torch.as_tensor(counts, dtype=torch.float32))
-
-    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.counts.expand(len(inputs), -1)
 
 
 @pytest.fixture(autouse=True, scope="module")

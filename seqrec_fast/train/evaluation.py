@@ -16,6 +16,17 @@ from . import distributed
 from .metrics import DEFAULT_CUTOFFS, RankCounts, rank_counts, summarise
 
 
+class Popularity(torch.nn.Module):
+    """The baseline every model must beat: ranks items by their training-split count."""
+
+    def __init__(self, item_counts):
+        super().__init__()
+        self.register_buffer("counts", torch.as_tensor(np.asarray(item_counts), dtype=torch.float32))
+
+    def predict(self, inputs: Tensor) -> Tensor:
+        return self.counts.to(inputs.device).expand(len(inputs), -1)
+
+
 def protocol_label(filter_history: bool, sampled_negatives: int, sampler: str) -> str:
     if sampled_negatives:
         return f"sampled: target vs {sampled_negatives} fixed {sampler} negatives"

@@ -79,7 +79,7 @@ class Progress:
     best_value: float = -math.inf
     best_epoch: int = 0
     evals_without_improvement: int = 0
-    elapsed_s: float = 0.0  # wall time spent training and validating, over all resumes
+    elapsed_s: float = 0.0  # wall time since the job started, summed over resumes
     train_s: float = 0.0  # wall time inside training steps only
     samples: int = 0  # training sequences seen (all ranks)
     time_to_best_s: float = 0.0
@@ -161,10 +161,11 @@ class Trainer:
         self.progress = Progress()
         if resume:
             self._restore(load_checkpoint(self.run_dir / CHECKPOINT_DIR / LAST))
-        else:
-            self.progress.elapsed_s = time.perf_counter() - started_at
-            if distributed.is_main():
-                self._start_run_dir()
+        elif distributed.is_main():
+            self._start_run_dir()
+        # Wall-clock origin of this run: the job's start, or, after a resume, as much time before
+        # now as the run had used when its checkpoint was written.
+        self._origin = started_at if not resume else time.perf_counter() - self.progress.elapsed_s
         distributed.barrier()
 
     # ----------------------------------------------------------------------------------- files
@@ -258,14 +259,13 @@ class Trainer:
             self.scheduler.step()
             loss_sum += float(loss.item())
             loss_count += 1
-            elapsed = time.perf_counter() - started
             p.batch, p.step = index + 1, p.step + 1
             p.samples += len(inputs) * self.world
-            p.train_s += elapsed
-            p.elapsed_s += elapsed
+            p.train_s += time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
             if config.checkpoint_every_steps and p.step % config.checkpoint_every_steps == 0 and p.batch < self.steps_per_epoch:
+                p.elapsed_s = time.perf_counter() - self._origin
                 self._save_last()
         bar.close()
         return loss_sum / max(loss_count, 1)
@@ -283,9 +283,8 @@ class Trainer:
             record: dict[str, Any] = {"epoch": p.epoch, "step": p.step, "train_loss": loss,
                                       "lr": self.scheduler.get_last_lr()[0]}
             if p.epoch % config.eval_every == 0 or p.epoch == config.epochs:
-                eval_started = time.perf_counter()
                 valid = self._validate("valid")
-                p.elapsed_s += time.perf_counter() - eval_started
+                p.elapsed_s = time.perf_counter() - self._origin
                 value = valid[config.metric]
                 record["valid"] = valid
                 if value > p.best_value:
@@ -297,6 +296,7 @@ class Trainer:
                     p.evals_without_improvement += 1
                     if config.patience and p.evals_without_improvement >= config.patience:
                         p.stopped = f"no {config.metric} improvement in {config.patience} evaluations"
+            p.elapsed_s = time.perf_counter() - self._origin
             record["elapsed_s"] = round(p.elapsed_s, 3)
             self._append_metrics(record)
             self._save_last()
