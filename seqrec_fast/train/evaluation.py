@@ -5,8 +5,6 @@ of a single process."""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -59,19 +57,18 @@ def batch_counts(model: SequentialRecommender, batch: dict, device: torch.device
 
 @torch.no_grad()
 def evaluate(model: SequentialRecommender, loader, device: torch.device, *, filter_history: bool = True,
-             sampled: bool = False, cutoffs=DEFAULT_CUTOFFS, ties: str = "pessimistic",
-             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Mean metrics over every user of the split (gathered over ranks under torchrun)."""
+             sampled: bool = False, cutoffs=DEFAULT_CUTOFFS, ties: str = "pessimistic") -> dict[str, float]:
+    """Mean metrics over every user of the split (gathered over ranks under torchrun).
+
+    Runs in fp32 even when training used bf16 autocast: bf16 scores tie often, and ties are
+    (rightly) never resolved in the model's favour."""
     was_training = model.training
     model.eval()
     users, parts = [], []
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else contextlib.nullcontext())
     try:
-        with autocast:
-            for batch in loader:
-                parts.append(batch_counts(model, batch, device, filter_history, sampled))
-                users.append(np.asarray(batch["users"], dtype=np.int64))
+        for batch in loader:
+            parts.append(batch_counts(model, batch, device, filter_history, sampled))
+            users.append(np.asarray(batch["users"], dtype=np.int64))
     finally:
         model.train(was_training)
     counts = RankCounts.concatenate(parts)

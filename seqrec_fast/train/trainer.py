@@ -271,7 +271,7 @@ class Trainer:
         return loss_sum / max(loss_count, 1)
 
     def _validate(self, split: str = "valid") -> dict[str, float]:
-        return evaluate_split(self.model, self.dataset, self.config, split, self.device, self.autocast_dtype)
+        return evaluate_split(self.model, self.dataset, self.config, split, self.device)
 
     def fit(self) -> dict[str, Any]:
         """Train until the epoch budget or early stopping, then test the best weights once."""
@@ -332,8 +332,8 @@ class Trainer:
         return result
 
 
-def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str, device: torch.device,
-                   autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
+                   device: torch.device) -> dict[str, float]:
     """Metrics of ``model`` on one split, as configured (protocol, ties), over this rank's shard
     gathered across ranks."""
     loader = dataset.eval_loader(
@@ -341,7 +341,7 @@ def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, s
         n_sampled_negatives=config.eval_negatives, negative_sampler=config.eval_sampler, seed=config.seed,
         rank=distributed.rank(), world_size=distributed.world_size())
     return evaluate(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0,
-                    ties=config.ties, autocast_dtype=autocast_dtype)
+                    ties=config.ties)
 
 
 def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
@@ -357,7 +357,6 @@ def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=(
     except RuntimeError as error:
         raise ValueError(f"{checkpoint} does not fit the {config.model.name} model its run's config describes "
                          f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
-    autocast_dtype = torch.bfloat16 if (config.amp and device.type == "cuda") else None
-    metrics = {split: evaluate_split(model, dataset, config, split, device, autocast_dtype) for split in splits}
+    metrics = {split: evaluate_split(model, dataset, config, split, device) for split in splits}
     return {"model": config.model.name, "checkpoint": str(checkpoint),
             "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}
