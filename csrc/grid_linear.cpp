@@ -96,6 +96,12 @@ at::Tensor blend_slices(const at::Tensor& stacked, const Corners& corners) {
   return out;
 }
 
+// The 4 corners' slices of a stacked [M M, ...] tensor, as one [4, ...] tensor.
+at::Tensor corner_slices(const at::Tensor& stacked, const Corners& corners) {
+  return at::stack({stacked[corners.index[0]], stacked[corners.index[1]], stacked[corners.index[2]],
+                    stacked[corners.index[3]]});
+}
+
 std::vector<int64_t> with_last(std::vector<int64_t> dims, int64_t last, bool corner_dim) {
   if (corner_dim) dims.insert(dims.begin(), kCorners);
   dims.push_back(last);
@@ -112,7 +118,13 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const std::opt
   const Operands ops = operands(x, weight, per_corner);
   const at::Tensor b = bias.has_value() ? bias->reshape({m * m, out_f}) : at::Tensor();
 
-  if (!blend) {
+  if (!blend && per_corner) {  // one batched GEMM over the corners
+    const at::Tensor w4_t = corner_slices(ops.w, corners).transpose(1, 2);
+    const at::Tensor y = b.defined() ? at::baddbmm(corner_slices(b, corners).unsqueeze(1), ops.x_corners, w4_t)
+                                     : at::bmm(ops.x_corners, w4_t);
+    return y.view(with_last(ops.lead, out_f, true));
+  }
+  if (!blend) {  // a shared x: 4 GEMMs reading it in place (a batched GEMM would copy it 4 times)
     at::Tensor y = at::empty({kCorners, ops.rows, out_f}, x.options());
     for (int64_t c = 0; c < kCorners; ++c) {
       const at::Tensor w_t = ops.w[corners.index[c]].t();
@@ -163,9 +175,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
   auto g_of = [&](int64_t c) { return blend ? g_rows : g_rows[c]; };
   auto weight_of = [&](int64_t c) { return blend ? corners.weight[c] : 1.0; };
 
+  const at::Tensor w4 = !blend && per_corner ? corner_slices(ops.w, corners) : at::Tensor();
   at::Tensor grad_x = at::empty({0}, x.options());
   if (output_mask[0]) {
-    if (per_corner) {
+    if (w4.defined()) {
+      grad_x = at::bmm(g_rows, w4).view(x.sizes());
+    } else if (per_corner) {
       at::Tensor gx = at::empty({kCorners, ops.rows, in_f}, x.options());
       for (int64_t c = 0; c < kCorners; ++c) {
         if (weight_of(c) == 0.0) {
@@ -198,6 +213,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
         if (corners.weight[c] == 0.0) continue;
         grad_weight[corners.index[c]].add_(gw, corners.weight[c]);
         grad_bias[corners.index[c]].add_(gb, corners.weight[c]);
+      }
+    } else if (w4.defined()) {  // per-corner x and outputs: one batched GEMM
+      const at::Tensor gw4 = at::bmm(g_rows.transpose(1, 2), ops.x_corners);
+      const at::Tensor gb4 = g_rows.sum(1);
+      for (int64_t c = 0; c < kCorners; ++c) {
+        grad_weight[corners.index[c]].add_(gw4[c]);
+        grad_bias[corners.index[c]].add_(gb4[c]);
       }
     } else {
       const at::Tensor gb_blended = blend ? g_rows.sum(0) : at::Tensor();

@@ -84,8 +84,8 @@ inline at::Tensor chunked_scan(const at::Tensor& a, const at::Tensor& b, const a
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t first = (reverse ? chunks - 1 - i : i) * chunk, steps = std::min(chunk, L - first);
     const at::Tensor a_c = a.narrow(1, first, steps), b_c = b.narrow(1, first, steps), c_c = c.narrow(1, first, steps);
-    const at::Tensor ones = at::ones({steps, steps}, a.options());
-    at::Tensor scores = at::bmm(c_c, b_c.transpose(1, 2)).mul_(reverse ? ones.triu() : ones.tril());
+    at::Tensor scores = at::bmm(c_c, b_c.transpose(1, 2));
+    reverse ? scores.triu_() : scores.tril_();
     at::Tensor out_c = out.narrow(1, first, steps);
     if (i == 0) {  // the state is still zero
       at::bmm_out(out_c, scores, a_c);
@@ -96,6 +96,36 @@ inline at::Tensor chunked_scan(const at::Tensor& a, const at::Tensor& b, const a
     if (i + 1 < chunks) state.baddbmm_(a_c.transpose(1, 2), b_c);
   }
   return out.mul_(scale);
+}
+
+// Both reverse scans of the backward pass in one chunked sweep sharing R = sum_u phi(q_u)^T g_u:
+//   dphi(k)_c = scale (v_c R^T + triu(v_c g_c^T) phi(q)_c),  dv_c = scale (phi(k)_c R + triu(phi(k)_c phi(q)_c^T) g_c).
+inline std::pair<at::Tensor, at::Tensor> chunked_reverse_pair(const at::Tensor& pq, const at::Tensor& pk,
+                                                              const at::Tensor& v, const at::Tensor& g,
+                                                              double scale, int64_t chunk) {
+  const int64_t BH = pq.size(0), L = pq.size(1), D = pq.size(2), Dv = v.size(2);
+  at::Tensor dpk = at::empty({BH, L, D}, pq.options()), dv = at::empty({BH, L, Dv}, pq.options());
+  at::Tensor state = at::zeros({BH, D, Dv}, pq.options());
+  const int64_t chunks = (L + chunk - 1) / chunk;
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int64_t first = (chunks - 1 - i) * chunk, steps = std::min(chunk, L - first);
+    const at::Tensor pq_c = pq.narrow(1, first, steps), pk_c = pk.narrow(1, first, steps);
+    const at::Tensor v_c = v.narrow(1, first, steps), g_c = g.narrow(1, first, steps);
+    at::Tensor dpk_c = dpk.narrow(1, first, steps), dv_c = dv.narrow(1, first, steps);
+    const at::Tensor vg = at::bmm(v_c, g_c.transpose(1, 2)).triu_();   // u >= t
+    const at::Tensor kq = at::bmm(pk_c, pq_c.transpose(1, 2)).triu_();
+    if (i == 0) {  // nothing later yet
+      at::bmm_out(dpk_c, vg, pq_c);
+      at::bmm_out(dv_c, kq, g_c);
+    } else {
+      at::bmm_out(dpk_c, v_c, state.transpose(1, 2));
+      dpk_c.baddbmm_(vg, pq_c);
+      at::bmm_out(dv_c, pk_c, state);
+      dv_c.baddbmm_(kq, g_c);
+    }
+    if (i + 1 < chunks) state.baddbmm_(pq_c.transpose(1, 2), g_c);
+  }
+  return {dpk.mul_(scale), dv.mul_(scale)};
 }
 
 template <class Kernels>
@@ -146,8 +176,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
   at::Tensor dpq, dpk, dv;
   if (causal) {
     dpq = run_scan<Kernels>(f.pk, vv, g, /*reverse=*/false, scale);
-    dpk = run_scan<Kernels>(f.pq, g, vv, /*reverse=*/true, scale);
-    dv = run_scan<Kernels>(g, f.pq, f.pk, /*reverse=*/true, scale);
+    if constexpr (Kernels::kChunkedScan) {
+      std::tie(dpk, dv) = chunked_reverse_pair(f.pq, f.pk, vv, g, scale, Kernels::scan_chunk(L, D, Dv));
+    } else {
+      dpk = run_scan<Kernels>(f.pq, g, vv, /*reverse=*/true, scale);
+      dv = run_scan<Kernels>(g, f.pq, f.pk, /*reverse=*/true, scale);
+    }
   } else {
     const at::Tensor s = at::bmm(f.pk.transpose(1, 2), vv).mul_(scale);   // [BH, D, Dv]
     const at::Tensor r = at::bmm(f.pq.transpose(1, 2), g).mul_(scale);    // [BH, D, Dv]

@@ -4,6 +4,7 @@
 
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
 #include "device_utils.cuh"
@@ -63,6 +64,7 @@ template <typename scalar_t>
 void mix_backward(const scalar_t* g, const scalar_t* h, const at::opmath_type<scalar_t>* w, scalar_t* grad_h,
                   at::opmath_type<scalar_t>* grad_w, at::opmath_type<scalar_t>* scratch, int64_t K, int64_t N,
                   cudaStream_t stream) {
+  TORCH_CHECK(K <= 65535, "seqrec_fast::mix: at most 65535 candidates on CUDA, got ", K);
   const unsigned int blocks = grid_for(N);
   const dim3 grid(blocks, static_cast<unsigned int>(K));
   mix_backward_kernel<<<grid, kThreads, 0, stream>>>(g, h, w, grad_h, grad_w ? scratch : nullptr, N);
