@@ -57,6 +57,13 @@ def run_model(model: str, data: str, out_root: Path, nice: int, extra: list[str]
     if completed.returncode != 0:
         raise SystemExit(f"{model} failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return row_from_run(model, result, command, wall, out_root / model)
+
+
+def row_from_run(model: str, result: dict, command: list[str], wall: float, run_dir: Path) -> dict:
+    import yaml
+
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     return {
         "system": "seqrec-fast",
         "model": model,
@@ -71,6 +78,7 @@ def run_model(model: str, data: str, out_root: Path, nice: int, extra: list[str]
         "total_s": round(wall, 1),
         "train_samples_per_s": result["train_samples_per_s"],
         "command": " ".join(shlex.quote(c) for c in command),
+        "resolved_config": resolved,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
     }
 
@@ -81,12 +89,20 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", default=None, help="run directories (default: a temporary folder)")
     parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("--record", nargs=2, metavar=("RUN_DIR", "COMMAND"),
+                        help="record a finished run (its result.json and config.yaml) instead of training")
     parser.add_argument("extra", nargs="*", help="more train options, after --")
     args = parser.parse_args()
     out_root = Path(args.out or tempfile.mkdtemp(prefix="bench_ml100k_"))
+    if args.record:
+        run_dir, command = Path(args.record[0]), shlex.split(args.record[1])
+        result = json.loads((run_dir / "result.json").read_text())
+        runs = [(result["model"], lambda: row_from_run(result["model"], result, command, result["elapsed_s"], run_dir))]
+    else:
+        runs = [(m, lambda m=m: run_model(m, args.data, out_root, args.nice, args.extra)) for m in args.models.split(",")]
     rows = []
-    for model in args.models.split(","):
-        row = run_model(model, args.data, out_root, args.nice, args.extra)
+    for model, make_row in runs:
+        row = make_row()
         write_json(RESULTS / f"ml100k_{model}.json", row)
         rows.append(row)
         print(f"{model:<10} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "

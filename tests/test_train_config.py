@@ -60,3 +60,9 @@ def test_cli_unknown_option_lists_the_valid_ones(capsys):
 def test_cli_unknown_model_lists_the_valid_ones(capsys, tmp_path):
     assert main(["train", "--model", "transformer", "--data", "synthetic:tiny", "--out", str(tmp_path)]) == 2
     assert "valid values: bert4rec, gru4rec, nextitnet, sasrec, stosa" in capsys.readouterr().err
+
+
+def test_dropout_defaults_come_from_the_backbone():
+    assert (build_config(overrides={"model": "sasrec"}).model.dropout) == 0.5  # RecBole's SASRec
+    assert (build_config(overrides={"model": "nextitnet"}).model.dropout) == 0.0
+    assert build_config(overrides={"model": "sasrec", "dropout": "0.1"}).model.dropout == 0.1

@@ -19,6 +19,7 @@ _LAZY = {
     "MODELS": ".registry",
     "build_model": ".registry",
     "model_class": ".registry",
+    "resolve_defaults": ".registry",
 }
 
 

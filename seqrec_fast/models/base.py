@@ -25,11 +25,16 @@ class SequentialRecommender(nn.Module):
     causal: ClassVar[bool] = True
     #: loss used when the config names none
     default_loss: ClassVar[str] = "ce"
+    #: (dropout, attn_dropout) when the config leaves them at -1: the reference settings
+    default_dropout: ClassVar[tuple[float, float]] = (0.2, 0.2)
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__()
         if n_items < 1:
             raise ValueError(f"n_items must be positive, got {n_items}")
+        if config.dropout < 0 or config.attn_dropout < 0:
+            raise ValueError("dropout and attn_dropout must be resolved before building a model: "
+                             "use build_model(), which applies the backbone's defaults")
         self.config = config
         self.n_items = n_items
 

@@ -15,8 +15,10 @@ class ModelConfig:
     num_heads: int = 2
     inner_size: int = 256  # feed-forward width (Transformers), also GRU4Rec's recurrent width
     max_len: int = 50
-    dropout: float = 0.2  # embeddings, residual branches and feed-forward
-    attn_dropout: float = 0.2
+    # Dropout on embeddings and residual branches, and on attention weights; -1 takes the
+    # backbone's own default (that of its reference implementation, see ``default_dropout``).
+    dropout: float = -1.0
+    attn_dropout: float = -1.0
     # "standard": LayerNorm(x + f(x)); "scaled": LayerNorm(x + a*f(x)) with a learnable scalar a
     # initialised at 0 (NASR, CANet), so every block starts as the identity.
     residual: str = "standard"

@@ -23,6 +23,7 @@ def roll_rows(x: Tensor, shift: Tensor) -> Tensor:
 class GRU4Rec(SequentialRecommender):
     objective = "causal"
     causal = True
+    default_dropout = (0.3, 0.0)  # RecBole's GRU4Rec
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__(config, n_items)

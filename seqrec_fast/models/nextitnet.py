@@ -49,6 +49,7 @@ class ResidualConvBlock(nn.Module):
 class NextItNet(SequentialRecommender):
     objective = "causal"
     causal = True
+    default_dropout = (0.0, 0.0)  # NextItNet uses none
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__(config, n_items)

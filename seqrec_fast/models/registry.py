@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .base import SequentialRecommender
 from .bert4rec import BERT4Rec
 from .config import ModelConfig
@@ -26,5 +28,12 @@ def model_class(name: str) -> type[SequentialRecommender]:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}") from None
 
 
+def resolve_defaults(config: ModelConfig) -> ModelConfig:
+    """The config with -1 dropouts replaced by the backbone's defaults."""
+    dropout, attn_dropout = model_class(config.name).default_dropout
+    return dataclasses.replace(config, dropout=dropout if config.dropout < 0 else config.dropout,
+                               attn_dropout=attn_dropout if config.attn_dropout < 0 else config.attn_dropout)
+
+
 def build_model(config: ModelConfig, n_items: int) -> SequentialRecommender:
-    return model_class(config.name)(config, n_items)
+    return model_class(config.name)(resolve_defaults(config), n_items)

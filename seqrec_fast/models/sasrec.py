@@ -12,6 +12,7 @@ from .layers import TransformerEncoder, init_weights
 class SASRec(SequentialRecommender):
     objective = "causal"
     causal = True
+    default_dropout = (0.5, 0.5)  # RecBole's SASRec
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__(config, n_items)

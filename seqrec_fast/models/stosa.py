@@ -89,6 +89,7 @@ class StochasticBlock(nn.Module):
 class STOSA(SequentialRecommender):
     objective = "causal"
     causal = True
+    default_dropout = (0.3, 0.3)
     default_loss = "stosa"
 
     def __init__(self, config: ModelConfig, n_items: int):

@@ -227,6 +227,9 @@ def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] 
                 raise ConfigError(f"{yaml_path}: {error}") from None
     for key, value in (overrides or {}).items():
         set_option(config, key, value)
+    from ..models import resolve_defaults
+
+    config.model = resolve_defaults(config.model)  # the run's config.yaml shows the values used
     validate(config)
     return config
 
