@@ -5,16 +5,16 @@
     python benchmarks/bench_train.py [--steps 10] [--max-len 50] [--batch-size 256] [--device auto]
 
 Each variant runs in its own process so that peak memory is its own: on GPU
-torch.cuda.max_memory_allocated, on CPU the growth of the process's peak RSS over what it held
-once the dataset and model were set up. Prints a table; writes benchmarks/results/bench_train.json."""
+torch.cuda.max_memory_allocated, on CPU the highest RSS sampled during the steps, both minus what
+the process held before the first step. Prints a table; writes benchmarks/results/bench_train.json."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import gc
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,8 +31,34 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+class RssSampler:
+    """Highest resident set size seen by a background thread polling /proc/self/statm."""
+
+    def __init__(self, interval_s: float = 0.002):
+        import threading
+
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.peak = self.current()
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def current(self) -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * self.page
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, self.current())
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
 
 
 def measure(args) -> dict:
@@ -62,22 +88,26 @@ def measure(args) -> dict:
             trainer.optimizer.step()
             return len(inputs)
 
-        step()  # warm-up
+        gc.collect()
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        baseline = peak_rss_bytes()
-        samples, started = 0, time.perf_counter()
-        for _ in range(args.steps):
-            samples += step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - started
-        peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else peak_rss_bytes() - baseline
+            baseline = torch.cuda.memory_allocated()
+        with RssSampler() as rss:
+            baseline_rss = rss.peak
+            step()  # warm-up (its memory peak counts, its time does not)
+            samples, started = 0, time.perf_counter()
+            for _ in range(args.steps):
+                samples += step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+        peak = (torch.cuda.max_memory_allocated() - baseline) if device.type == "cuda" else rss.peak - baseline_rss
     return {"variant": args.variant, "device": str(device), "steps": args.steps, "batch_size": args.batch_size,
             "max_len": args.max_len, "samples_per_s": round(samples / seconds, 1),
             "step_ms": round(1000 * seconds / args.steps, 1), "peak_memory_mb": round(peak / 2**20, 1),
-            "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "CPU peak RSS growth after warm-up",
+            "peak_memory_kind": ("cuda max_memory_allocated above the model and data" if device.type == "cuda"
+                                 else "CPU peak RSS above the model and data, sampled every 2 ms"),
             "torch_threads": torch.get_num_threads()}
 
 
@@ -112,7 +142,8 @@ def main() -> int:
                "command": " ".join([Path(sys.executable).name, *sys.argv]),
                "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
                "rows": rows}
-    name = "bench_train.json" if all(r.get("device", "cpu") == "cpu" for r in rows) else "bench_train_gpu.json"
+    device = "cpu" if all(r.get("device", "cpu") == "cpu" for r in rows) else "gpu"
+    name = f"bench_train_{device}_len{args.max_len}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
     with os.fdopen(fd, "w") as handle:

@@ -15,9 +15,10 @@ def metrics_table(splits: dict[str, dict[str, float]], cutoffs=DEFAULT_CUTOFFS) 
     names = list(splits)
     rows = [f"{name}@{k}" for name in METRIC_NAMES if name != "recall" for k in cutoffs] + ["auc"]
     width = max(len(r) for r in rows) + 2
-    lines = ["metric".ljust(width) + "".join(n.rjust(10) for n in names)]
+    columns = [max(10, len(n) + 2) for n in names]
+    lines = ["metric".ljust(width) + "".join(n.rjust(c) for n, c in zip(names, columns))]
     for row in rows:
-        lines.append(row.ljust(width) + "".join(f"{splits[n].get(row, float('nan')):10.4f}" for n in names))
+        lines.append(row.ljust(width) + "".join(f"{splits[n].get(row, float('nan')):{c}.4f}" for n, c in zip(names, columns)))
     return "\n".join(lines)
 
 
