@@ -190,6 +190,13 @@ def test_causal_conv1d_dilation_at_least_length(cpu_native, length):
     assert_matches(*conv_case(length, k=4, dilation=3 * length + 1, bias=False))
 
 
+@pytest.mark.parametrize("dilation", [4, 70])
+def test_causal_conv1d_wide_enough_for_several_row_tiles(cpu_native, dilation):
+    # 800 rows of Z width 3 * 129: the CPU forward runs in row tiles with a halo of look-back rows.
+    torch.manual_seed(dilation)
+    assert_matches(*conv_case(200, batch=4, c_in=67, c_out=129, dilation=dilation), atol=1e-4)
+
+
 def test_causal_conv1d_noncontiguous(cpu_native):
     torch.manual_seed(1)
     assert_matches(*conv_case(50, noncontig=True))
