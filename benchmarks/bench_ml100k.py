@@ -74,6 +74,7 @@ def row_from_run(model: str, result: dict, command: list[str], wall: float, run_
         "test": result["test"],
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
+        "stopped": result.get("stopped"),
         "time_to_best_s": result["time_to_best_s"],
         "total_s": round(wall, 1),
         "train_samples_per_s": result["train_samples_per_s"],
@@ -81,6 +82,30 @@ def row_from_run(model: str, result: dict, command: list[str], wall: float, run_
         "resolved_config": resolved,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
     }
+
+
+def finished_or_interrupted_result(run_dir: Path) -> dict:
+    """A run's result.json, or, for a run stopped before its end (a time budget), the same fields
+    rebuilt from metrics.jsonl with the test split evaluated on its best checkpoint."""
+    if (run_dir / "result.json").exists():
+        return json.loads((run_dir / "result.json").read_text())
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in records if "valid" in r]
+    best = max(evaluated, key=lambda r: r["valid"]["ndcg@10"])
+    evaluation = subprocess.run(["seqrec-fast", "evaluate", str(run_dir), "--split", "test", "--json"],
+                                capture_output=True, text=True, check=True)
+    test = json.loads(evaluation.stdout.strip().splitlines()[-1])
+    import yaml
+
+    from seqrec_fast.models import MODELS
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    name = config["model"]["name"]
+    return {"model": name, "loss": config["loss"] or MODELS[name].default_loss,
+            "protocol": test["protocol"], "valid": best["valid"], "test": test["test"],
+            "best_epoch": best["epoch"], "epochs_run": records[-1]["epoch"], "time_to_best_s": best["elapsed_s"],
+            "elapsed_s": records[-1]["elapsed_s"], "train_samples_per_s": None,
+            "stopped": f"interrupted after epoch {records[-1]['epoch']} (session time budget); test = best checkpoint"}
 
 
 def main() -> int:
@@ -96,7 +121,7 @@ def main() -> int:
     out_root = Path(args.out or tempfile.mkdtemp(prefix="bench_ml100k_"))
     if args.record:
         run_dir, command = Path(args.record[0]), shlex.split(args.record[1])
-        result = json.loads((run_dir / "result.json").read_text())
+        result = finished_or_interrupted_result(run_dir)
         runs = [(result["model"], lambda: row_from_run(result["model"], result, command, result["elapsed_s"], run_dir))]
     else:
         runs = [(m, lambda m=m: run_model(m, args.data, out_root, args.nice, args.extra)) for m in args.models.split(",")]
