@@ -235,6 +235,7 @@ def time_case(case: Case, device: str, min_seconds: float, compile_reference: bo
     leaves = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
     variants = {"ours": ours, "eager": ref}
     if compile_reference:
+        torch._dynamo.reset()  # each case compiles afresh: no recompile limit, no stale graphs
         variants["compiled"] = torch.compile(ref, dynamic=False)
     rows = []
     upstream = None

@@ -293,6 +293,13 @@ def test_mix_large_enough_to_split_across_threads(cpu_native):
     assert_matches(ops.mix, reference.mix, [h, w], atol=1e-4)
 
 
+def test_mix_past_the_gemv_threshold(cpu_native):
+    # > 64 MiB of h: the CPU forward hands the blend to BLAS's GEMV.
+    h = torch.randn(2, 8_400_000)
+    w = torch.tensor([0.3, 0.7])
+    torch.testing.assert_close(ops.mix(h, w), reference.mix(h, w))
+
+
 # ---------------------------------------------------------------------------------------------
 # float64 gradcheck
 
