@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--record", nargs=2, metavar=("RUN_DIR", "COMMAND"),
                         help="record a finished run (its result.json and config.yaml) instead of training")
+    parser.add_argument("--note", default="", help="with --record: how the run went (kept in the row)")
     parser.add_argument("extra", nargs="*", help="more train options, after --")
     args = parser.parse_args()
     out_root = Path(args.out or tempfile.mkdtemp(prefix="bench_ml100k_"))
@@ -128,6 +129,8 @@ def main() -> int:
     rows = []
     for model, make_row in runs:
         row = make_row()
+        if args.note:
+            row["note"] = args.note
         write_json(RESULTS / f"ml100k_{model}.json", row)
         rows.append(row)
         print(f"{model:<10} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
