@@ -41,7 +41,9 @@ def _extension():
 
     csrc = ROOT / "csrc"
     cpu_files = [str(p.relative_to(ROOT)) for p in sources.cpu_sources(csrc)]
-    cflags = ["-O3", "-fno-math-errno"]  # no -march=native: a prebuilt library may travel
+    # No -march=native: a prebuilt library may travel. -fopenmp: at::parallel_for is an OpenMP
+    # pragma in ATen's headers, so without it our CPU kernels would run on one thread.
+    cflags = ["-O3", "-fno-math-errno", "-fopenmp"]
 
     want_cuda = os.environ.get("SEQREC_FAST_BUILD_CUDA", "auto") not in {"0", "false", "no"}
     toolkit = toolkits.find_cuda_toolkit() if want_cuda and torch.version.cuda else None

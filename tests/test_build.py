@@ -73,7 +73,7 @@ def test_killed_build_is_rebuilt_instead_of_hanging(cache_env, tmp_path):
     assert victim.poll() is None, "the build finished before it could be killed"
     os.killpg(victim.pid, signal.SIGKILL)  # the compiler and ninja go with it
     victim.wait()
-    build_dir = next(ops_dir.glob("cpu-*"))
+    build_dir = next(p for p in ops_dir.glob("cpu-*") if p.is_dir())  # not the .lock beside it
     assert not (build_dir / "build.json").exists()
     # What torch's FileBaton (torch < 2.9) leaves behind when its holder dies mid-build.
     (build_dir / "lock").write_text("")
