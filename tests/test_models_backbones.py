@@ -83,10 +83,10 @@ def test_nextitnet_scaled_blocks_start_as_identity():
     torch.testing.assert_close(model(inputs), model.items(inputs) * (inputs > 0).unsqueeze(-1))
 
 
-def test_bert4rec_ranks_with_the_mask_token_appended():
+def test_bert4rec_ranks_with_the_mask_token_appended_within_max_len():
     model = small_model("bert4rec", max_len=LENGTH)
-    inputs = left_padded(random_rows(6), LENGTH)
-    extended = torch.cat([inputs, torch.full_like(inputs[:, :1], N_ITEMS + 1)], 1)
+    inputs = left_padded(random_rows(6), LENGTH)  # row 0 is full: its oldest item makes room
+    extended = torch.cat([inputs[:, 1:], torch.full_like(inputs[:, :1], N_ITEMS + 1)], 1)
     torch.testing.assert_close(model.predict(inputs), model.score_all(model(extended)[:, -1]))
 
 

@@ -1,7 +1,9 @@
 """BERT4Rec (Sun et al., CIKM 2019): bidirectional self-attention trained with the cloze task.
 
 The mask token is item id ``n_items + 1``. To rank the next item, the mask token is appended after
-the sequence (so the model has ``max_len + 1`` positions and never drops the oldest item)."""
+the sequence and the oldest column is dropped when that exceeds ``max_len``: the mask then sits at
+a position training has seen (training windows never exceed ``max_len``; an untrained position
+``max_len`` cost full-length users most of their accuracy)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class BERT4Rec(SequentialRecommender):
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__(config, n_items)
         self.mask_token = n_items + 1
-        self.encoder = TransformerEncoder(n_items + 2, config.max_len + 1, config, causal=False)
+        self.encoder = TransformerEncoder(n_items + 2, config.max_len, config, causal=False)
         # Prediction head of the reference implementation: dense -> GELU -> LayerNorm, then the
         # (tied) item embeddings plus a per-item output bias.
         self.head = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.GELU(),
@@ -39,4 +41,4 @@ class BERT4Rec(SequentialRecommender):
 
     def next_item_hidden(self, inputs: Tensor) -> Tensor:
         mask_column = torch.full_like(inputs[:, :1], self.mask_token)
-        return self(torch.cat([inputs, mask_column], dim=1))[:, -1]
+        return self(torch.cat([inputs, mask_column], dim=1)[:, -self.config.max_len:])[:, -1]
