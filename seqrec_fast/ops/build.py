@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import platform
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic_io import atomic_write_json
 from . import sources
 from .cuda_toolkit import CudaToolkit, cudart_link_dir, find_cuda_toolkit, matching_nvcc_requirement
 
@@ -268,7 +268,7 @@ def build_variant(plan: BuildPlan, verbose: bool = False) -> tuple[Path, float]:
                 log.write_text(str(error))
                 raise OpsBuildError(f"{_summarise(str(error))} (full log: {log})") from error
         seconds = time.perf_counter() - started
-        _write_json_atomic(
+        atomic_write_json(
             marker,
             {"library": str(library), "seconds": round(seconds, 1), "torch": torch.__version__,
              "arch_list": plan.arch_list, "toolkit": str(plan.toolkit.nvcc) if plan.toolkit else None},
@@ -285,12 +285,6 @@ def _summarise(message: str, lines: int = 12) -> str:
     errors = [ln for ln in text if _COMPILER_ERROR.search(ln) and not ln.lstrip().startswith("[")]
     picked = errors[:lines] if errors else text[-lines:]
     return "\n".join(picked)
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------
