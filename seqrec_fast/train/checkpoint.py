@@ -3,7 +3,6 @@ plain Python values, so that ``torch.load(path, weights_only=True)`` reads them.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
