@@ -44,6 +44,35 @@ def test_sliding_epoch_covers_every_training_interaction_once_across_shards(tiny
             assert not users_per_rank[a] & users_per_rank[b]
 
 
+@pytest.mark.parametrize("stride", [1, 3, 7])
+def test_strided_windows_put_targets_only_on_their_last_stride_positions(tiny, stride):
+    max_len = 7
+    loader = tiny.train_loader(batch_size=64, max_len=max_len, window="stride", stride=stride, seed=1)
+    batches = all_batches(loader, epoch=1)
+    for b in batches:
+        assert not b["targets"][:, : max_len - stride].any()  # the rest is context
+        has_input = b["inputs"] > 0
+        assert np.all(has_input[b["targets"] > 0])  # every target has its previous item as input
+    # Still every training interaction exactly once per epoch, now with longer contexts.
+    expected = [(u, int(x)) for u in range(tiny.n_users) for x in tiny.train_sequence(u)[1:]]
+    assert sorted(training_targets(batches)) == sorted(expected)
+    if stride < max_len:
+        context = [int((b["inputs"][r] > 0).sum()) for b in batches for r in range(len(b["users"]))]
+        assert len(batches) >= len(all_batches(tiny.train_loader(batch_size=64, max_len=max_len,
+                                                                 window="sliding", seed=1), epoch=1))
+        assert max(context) == max_len
+
+
+def test_stride_equal_to_max_len_is_sliding(tiny):
+    options = dict(batch_size=16, max_len=6, seed=2)
+    strided = all_batches(tiny.train_loader(window="stride", stride=6, **options))
+    sliding = all_batches(tiny.train_loader(window="sliding", **options))
+    assert len(strided) == len(sliding)
+    for a, b in zip(strided, sliding):
+        for key in ("inputs", "targets", "users"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_causal_inputs_are_shifted_targets_and_left_padded(tiny):
     loader = tiny.train_loader(batch_size=16, max_len=40, shuffle=False)
     batch = next(iter(loader.epoch(0)))
@@ -225,6 +254,10 @@ def test_bad_loader_options_are_rejected(tiny):
         tiny.train_loader(rank=2, world_size=2)
     with pytest.raises(ValueError, match="mask_prob"):
         tiny.train_loader(mode="cloze", mask_prob=0.0)
+    with pytest.raises(ValueError, match="stride must be in 1..max_len"):
+        tiny.train_loader(max_len=5, window="stride", stride=6)
+    with pytest.raises(ValueError, match="stride is set exactly when window is 'stride'"):
+        tiny.train_loader(window="sliding", stride=2)
     with pytest.raises(ValueError, match="below the 150 items"):
         tiny.eval_loader(n_sampled_negatives=150)
 

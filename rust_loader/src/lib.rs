@@ -559,8 +559,8 @@ struct PyTrainStream {
 #[pymethods]
 impl PyTrainStream {
     #[new]
-    #[pyo3(signature = (sequences, batch_size, max_len, objective="causal", window="last", n_negatives=0,
-                        negative_sampler="uniform", mask_prob=0.2, seed=0, rank=0, world_size=1,
+    #[pyo3(signature = (sequences, batch_size, max_len, objective="causal", window="last", stride=None,
+                        n_negatives=0, negative_sampler="uniform", mask_prob=0.2, seed=0, rank=0, world_size=1,
                         shuffle=true, drop_last=false, augmentations=None, augment_fraction=0.25))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -570,6 +570,7 @@ impl PyTrainStream {
         max_len: usize,
         objective: &str,
         window: &str,
+        stride: Option<usize>,
         n_negatives: usize,
         negative_sampler: &str,
         mask_prob: f64,
@@ -590,12 +591,19 @@ impl PyTrainStream {
                 )))
             }
         };
-        let window = match window {
-            "last" => train::Window::Last,
-            "sliding" => train::Window::Sliding,
-            other => {
+        let window = match (window, stride) {
+            ("last", None) => train::Window::Last,
+            ("sliding", None) => train::Window::Stride(max_len),
+            ("stride", Some(stride)) => train::Window::Stride(stride),
+            ("stride", None) => return Err(value_error("window 'stride' needs a stride".into())),
+            ("last" | "sliding", Some(_)) => {
                 return Err(value_error(format!(
-                    "window must be 'last' or 'sliding', got {other:?}"
+                    "stride applies only to window 'stride', not {window:?}"
+                )))
+            }
+            (other, _) => {
+                return Err(value_error(format!(
+                    "window must be 'last', 'sliding' or 'stride', got {other:?}"
                 )))
             }
         };

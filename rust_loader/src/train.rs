@@ -1,5 +1,5 @@
 //! Training batches: left-to-right (causal) and cloze (masked) objectives, last-window or
-//! sliding-window samples, negatives outside the user's history, optional contrastive views,
+//! strided-window samples, negatives outside the user's history, optional contrastive views,
 //! sharded by (rank, world_size).
 
 use crate::augment::{augment, Augmentation};
@@ -22,9 +22,23 @@ pub enum Objective {
 pub enum Window {
     /// One sample per user: the last max_len positions of the training sequence.
     Last,
-    /// The training sequence cut into consecutive windows of max_len targets, from the end, so
-    /// that every training target appears in exactly one sample per epoch.
-    Sliding,
+    /// Windows of max_len positions ending every `stride` items of the training sequence (from
+    /// its end), each with targets on its last `stride` positions only; the positions before
+    /// them are context. Every training target appears in exactly one sample per epoch, and
+    /// (except near a sequence's start) sees at least max_len - stride items before it.
+    /// stride = max_len cuts the sequence into disjoint windows; stride = 1 is one sample per
+    /// prefix (RecBole's sequential training).
+    Stride(usize),
+}
+
+impl Window {
+    /// How many trailing positions of a window carry targets.
+    fn targets_per_window(self, max_len: usize) -> usize {
+        match self {
+            Window::Last => max_len,
+            Window::Stride(stride) => stride,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +72,14 @@ impl TrainConfig {
                 "rank must be in 0..world_size, got rank {} of {}",
                 self.rank, self.world_size
             ));
+        }
+        if let Window::Stride(stride) = self.window {
+            if stride == 0 || stride > self.max_len {
+                return Err(format!(
+                    "stride must be in 1..=max_len ({}), got {stride}",
+                    self.max_len
+                ));
+            }
         }
         if let Objective::Cloze { mask_prob } = self.objective {
             if !(mask_prob > 0.0 && mask_prob <= 1.0) {
@@ -125,11 +147,11 @@ impl TrainStream {
             let end = seqs.train_end(u as usize) as i64;
             match config.window {
                 Window::Last => samples.push(Sample { user: u, end }),
-                Window::Sliding => {
+                Window::Stride(stride) => {
                     let mut e = end;
                     while e > start + first_target {
                         samples.push(Sample { user: u, end: e });
-                        e -= config.max_len as i64;
+                        e -= stride as i64;
                     }
                 }
             }
@@ -212,6 +234,8 @@ impl EpochBatches {
         ]);
         let inputs = &mut out.inputs[row * l..(row + 1) * l];
         let targets = &mut out.targets[row * l..(row + 1) * l];
+        // Positions at or after this absolute index carry targets; earlier ones are context.
+        let targets_from = end.saturating_sub(cfg.window.targets_per_window(l));
         // `window` is the raw item sequence the views are made from.
         let window: &[i32] = match cfg.objective {
             Objective::Causal => {
@@ -219,7 +243,9 @@ impl EpochBatches {
                 let pad = l - (end - first);
                 for (j, p) in (first..end).enumerate() {
                     inputs[pad + j] = items[p - 1] as i64;
-                    targets[pad + j] = items[p] as i64;
+                    if p >= targets_from {
+                        targets[pad + j] = items[p] as i64;
+                    }
                 }
                 &items[first - 1..end - 1]
             }
@@ -229,7 +255,7 @@ impl EpochBatches {
                 let mask_token = seqs.n_items as i64 + 1;
                 let mut any = false;
                 for (j, p) in (first..end).enumerate() {
-                    if rng.unit() < mask_prob {
+                    if p >= targets_from && rng.unit() < mask_prob {
                         inputs[pad + j] = mask_token;
                         targets[pad + j] = items[p] as i64;
                         any = true;
@@ -238,8 +264,10 @@ impl EpochBatches {
                     }
                 }
                 if !any {
-                    // Every sample teaches something: mask one position when chance masked none.
-                    let j = pad + rng.below((end - first) as u64) as usize;
+                    // Every sample teaches something: mask one target position when chance
+                    // masked none.
+                    let maskable = end - first.max(targets_from);
+                    let j = pad + (end - first - maskable) + rng.below(maskable as u64) as usize;
                     targets[j] = inputs[j];
                     inputs[j] = mask_token;
                 }
@@ -378,7 +406,7 @@ mod tests {
 
     #[test]
     fn batches_do_not_depend_on_the_thread_count() {
-        let s = stream(Window::Sliding, 0, 1);
+        let s = stream(Window::Stride(10), 0, 1);
         let reference = all_batches(&s, 3, 0);
         for threads in [1, 2, 3] {
             let other = all_batches(&s, 3, threads);
@@ -392,20 +420,84 @@ mod tests {
     }
 
     #[test]
-    fn sliding_windows_cover_each_training_target_once_across_shards() {
-        let world = 3;
-        let seqs = stream(Window::Sliding, 0, world).seqs.clone();
-        let mut seen = vec![0usize; seqs.items.len()];
-        for rank in 0..world {
-            let s = stream(Window::Sliding, rank, world);
-            for sample in s.epoch_samples(0) {
-                let start = seqs.start(sample.user as usize);
-                let first = (start + 1).max((sample.end as usize).saturating_sub(10));
-                for p in first..sample.end as usize {
-                    seen[p] += 1;
+    fn strided_windows_cover_each_training_target_once_across_shards() {
+        let l = 10;
+        for stride in [l, 3, 1] {
+            let world = 3;
+            let seqs = stream(Window::Stride(stride), 0, world).seqs.clone();
+            let mut seen = vec![0usize; seqs.items.len()];
+            for rank in 0..world {
+                let s = stream(Window::Stride(stride), rank, world);
+                // Batches hold the epoch's samples in order, one row each.
+                let samples = s.epoch_samples(0);
+                let batches = all_batches(&s, 0, 1);
+                let rows = batches.iter().flat_map(|batch| {
+                    let get = |name: &str| batch.iter().find(|a| a.name == name).unwrap();
+                    let (inputs, targets) = (get("inputs"), get("targets"));
+                    (0..targets.shape[0]).map(move |r| {
+                        (
+                            &inputs.data[r * l..(r + 1) * l],
+                            &targets.data[r * l..(r + 1) * l],
+                        )
+                    })
+                });
+                for (sample, (inputs, targets)) in samples.iter().zip(rows) {
+                    let (start, end) = (seqs.start(sample.user as usize), sample.end as usize);
+                    let first_target = (start + 1).max(end.saturating_sub(stride));
+                    let first_input = (start + 1).max(end.saturating_sub(l)) - 1;
+                    for j in 0..l {
+                        // Row position j holds absolute position p = end - l + j.
+                        let p = (end + j) as i64 - l as i64;
+                        let want_input = if p > first_input as i64 {
+                            seqs.items[p as usize - 1] as i64
+                        } else {
+                            0
+                        };
+                        let want_target = if p >= first_target as i64 {
+                            seqs.items[p as usize] as i64
+                        } else {
+                            0
+                        };
+                        assert_eq!(inputs[j], want_input, "stride {stride} input {j}");
+                        assert_eq!(targets[j], want_target, "stride {stride} target {j}");
+                    }
+                    for p in first_target..end {
+                        seen[p] += 1;
+                    }
                 }
             }
+            check_each_training_target_seen_once(&seqs, &seen);
         }
+    }
+
+    #[test]
+    fn cloze_masks_only_the_strided_targets() {
+        let seqs = Arc::new(synthesize(&SynthConfig::preset("tiny", 0).unwrap()).unwrap());
+        let sampler = Arc::new(ItemSampler::Uniform {
+            n_items: seqs.n_items,
+        });
+        let mut cfg = config(Window::Stride(2), 0, 1);
+        cfg.objective = Objective::Cloze { mask_prob: 0.5 };
+        let s = Arc::new(TrainStream::new(seqs, cfg, sampler).unwrap());
+        for batch in all_batches(&s, 0, 1) {
+            let targets = batch.iter().find(|a| a.name == "targets").unwrap();
+            for row in targets.data.chunks(10) {
+                assert!(row[..8].iter().all(|&t| t == 0));
+                assert!(row[8..].iter().any(|&t| t != 0));
+            }
+        }
+    }
+
+    #[test]
+    fn stride_must_fit_the_window() {
+        for stride in [0, 11] {
+            let mut cfg = config(Window::Stride(stride), 0, 1);
+            cfg.max_len = 10;
+            assert!(cfg.check().unwrap_err().contains("stride"));
+        }
+    }
+
+    fn check_each_training_target_seen_once(seqs: &Sequences, seen: &[usize]) {
         for u in 0..seqs.n_users() {
             for p in seqs.start(u) + 1..seqs.train_end(u) {
                 assert_eq!(seen[p], 1, "user {u} position {p}");

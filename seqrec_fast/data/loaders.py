@@ -14,7 +14,7 @@ from .. import _loader
 Batch = dict[str, np.ndarray]
 
 MODES = ("causal", "cloze")
-WINDOWS = ("last", "sliding")
+WINDOWS = ("last", "sliding", "stride")
 SAMPLERS = ("uniform", "popularity")
 AUGMENTATIONS = ("mask", "crop", "reorder")
 
@@ -30,9 +30,13 @@ class TrainLoaderConfig:
 
     mode: "causal" (next-item targets at every position: SASRec, NextItNet, GRU4Rec) or "cloze"
       (masked items, mask token n_items + 1, with probability `mask_prob`: BERT4Rec).
-    window: "last" (one sample per user: the last max_len positions of its training sequence) or
+    window: "last" (one sample per user: the last max_len positions of its training sequence),
       "sliding" (the training sequence cut into windows of max_len targets from the end, so that
-      every training interaction is a target exactly once per epoch).
+      every training interaction is a target exactly once per epoch) or "stride" (windows of
+      max_len positions ending every `stride` items, targets on the last `stride` positions only,
+      the rest context: still one target per training interaction and epoch, but each sees at
+      least max_len - stride items before it except near the sequence start; stride = max_len is
+      "sliding", stride = 1 is one sample per prefix as in RecBole).
     n_negatives: negatives per target position, drawn by `negative_sampler` ("uniform" or
       "popularity" over training counts), never an item of the user's training sequence.
     augmentations: if set (subset of "mask", "crop", "reorder"), batches also hold "view1" and
@@ -44,6 +48,7 @@ class TrainLoaderConfig:
     max_len: int = 50
     mode: str = "causal"
     window: str = "last"
+    stride: int | None = None  # window="stride" only: 1..max_len
     n_negatives: int = 0
     negative_sampler: str = "uniform"
     mask_prob: float = 0.2
@@ -59,6 +64,10 @@ class TrainLoaderConfig:
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
         _check_choice("window", self.window, WINDOWS)
+        if (self.window == "stride") != (self.stride is not None):
+            raise ValueError(f"stride is set exactly when window is 'stride', got window={self.window!r}, stride={self.stride!r}")
+        if self.stride is not None and not 1 <= self.stride <= self.max_len:
+            raise ValueError(f"stride must be in 1..max_len ({self.max_len}), got {self.stride}")
         _check_choice("negative_sampler", self.negative_sampler, SAMPLERS)
         for name in self.augmentations or ():
             _check_choice("augmentation", name, AUGMENTATIONS)
@@ -83,6 +92,7 @@ class TrainLoader:
             config.max_len,
             objective=config.mode,
             window=config.window,
+            stride=config.stride,
             n_negatives=config.n_negatives,
             negative_sampler=config.negative_sampler,
             mask_prob=config.mask_prob,

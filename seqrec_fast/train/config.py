@@ -61,7 +61,11 @@ class TrainConfig:
     warmup_steps: int = 0
     epochs: int = 200
     batch_size: int = 256  # global: split across ranks under torchrun
-    window: str = field(default="sliding", metadata=_choices("sliding", "last"))
+    # Training windows (data.TrainLoaderConfig): "stride" ends a window of max_len items every
+    # `stride` items with targets on its last `stride` positions, so each target sees a long
+    # context as in evaluation; "sliding" cuts disjoint windows; "last" keeps one per user.
+    window: str = field(default="sliding", metadata=_choices("sliding", "stride", "last"))
+    stride: int = 10  # window="stride" only; capped at max_len
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     # evaluation and model selection
     eval_every: int = 1  # epochs between validation runs
@@ -89,6 +93,10 @@ class TrainConfig:
         from .losses import LOSSES
 
         return LOSSES[self.resolved_loss()].default_negatives if self.n_negatives < 0 else self.n_negatives
+
+    def loader_stride(self) -> int | None:
+        """The loader's `stride` option: set for window "stride" only, at most max_len."""
+        return min(self.stride, self.model.max_len) if self.window == "stride" else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -239,7 +247,8 @@ def validate(config: TrainConfig) -> None:
                 "eval_batch_size": config.eval_batch_size, "loader_threads": config.loader_threads,
                 "hidden_size": config.model.hidden_size, "num_layers": config.model.num_layers,
                 "num_heads": config.model.num_heads, "inner_size": config.model.inner_size,
-                "max_len": config.model.max_len, "kernel_size": config.model.kernel_size}
+                "max_len": config.model.max_len, "kernel_size": config.model.kernel_size,
+                "stride": config.stride}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key {key!r}: expected a positive integer, got {value}")
