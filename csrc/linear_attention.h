@@ -9,11 +9,11 @@
 // Each device supplies `Kernels` over raw pointers (acc_t = float, or double for double):
 //   phi<scalar_t>(x, padded_or_null, out, rows, D, H, L)                   out = phi(x) (acc_t)
 //   phi_backward<scalar_t>(x, dphi, padded_or_null, dx, rows, D, H, L)    dx = dphi . dphi/dx
-//   scan<acc_t>(A, B, C, out, BH, L, P, Q, reverse, scale)   (or, with kChunkedScan, chunked GEMMs of
-//                                                            scan_chunk(L, P, Q) steps)
+//   scan<acc_t>(A, B, C, out, BH, L, P, Q, reverse, scale)
 // where scan keeps X = sum over the steps so far (in order t = 0.. or L-1..0) of A_s B_s^T
 // ([P, Q] per batch-head) and emits out_t = scale X_t C_t; rows index [B, H, L] flattened and
-// padded is the [B, L] key padding mask (true = padding).
+// padded is the [B, L] key padding mask (true = padding). The CPU runs its own driver over
+// check_args (csrc/cpu/linear_attention_cpu.cpp: the scans as chunked BLAS GEMMs).
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -71,77 +71,16 @@ Features features(const at::Tensor& q_in, const at::Tensor& k_in, const std::opt
   return f;
 }
 
-// The scan as chunked GEMMs (for BLAS devices): per chunk of T steps,
-//   out = scale (C_c X_prev^T + mask(C_c B_c^T) A_c),   X += A_c^T B_c,
-// with mask keeping s <= t (u >= t when reverse): O(L T (P + Q) + L P Q) work in a few batched
-// GEMMs, O(B H (T^2 + P Q)) extra memory.
-inline at::Tensor chunked_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, bool reverse,
-                               double scale, int64_t chunk) {
-  const int64_t BH = a.size(0), L = a.size(1), P = a.size(2), Q = b.size(2);
-  at::Tensor out = at::empty({BH, L, P}, a.options());
-  at::Tensor state = at::zeros({BH, P, Q}, a.options());
-  const int64_t chunks = (L + chunk - 1) / chunk;
-  for (int64_t i = 0; i < chunks; ++i) {
-    const int64_t first = (reverse ? chunks - 1 - i : i) * chunk, steps = std::min(chunk, L - first);
-    const at::Tensor a_c = a.narrow(1, first, steps), b_c = b.narrow(1, first, steps), c_c = c.narrow(1, first, steps);
-    at::Tensor scores = at::bmm(c_c, b_c.transpose(1, 2));
-    reverse ? scores.triu_() : scores.tril_();
-    at::Tensor out_c = out.narrow(1, first, steps);
-    if (i == 0) {  // the state is still zero
-      at::bmm_out(out_c, scores, a_c);
-    } else {
-      at::bmm_out(out_c, c_c, state.transpose(1, 2));
-      out_c.baddbmm_(scores, a_c);
-    }
-    if (i + 1 < chunks) state.baddbmm_(a_c.transpose(1, 2), b_c);
-  }
-  return out.mul_(scale);
-}
-
-// Both reverse scans of the backward pass in one chunked sweep sharing R = sum_u phi(q_u)^T g_u:
-//   dphi(k)_c = scale (v_c R^T + triu(v_c g_c^T) phi(q)_c),  dv_c = scale (phi(k)_c R + triu(phi(k)_c phi(q)_c^T) g_c).
-inline std::pair<at::Tensor, at::Tensor> chunked_reverse_pair(const at::Tensor& pq, const at::Tensor& pk,
-                                                              const at::Tensor& v, const at::Tensor& g,
-                                                              double scale, int64_t chunk) {
-  const int64_t BH = pq.size(0), L = pq.size(1), D = pq.size(2), Dv = v.size(2);
-  at::Tensor dpk = at::empty({BH, L, D}, pq.options()), dv = at::empty({BH, L, Dv}, pq.options());
-  at::Tensor state = at::zeros({BH, D, Dv}, pq.options());
-  const int64_t chunks = (L + chunk - 1) / chunk;
-  for (int64_t i = 0; i < chunks; ++i) {
-    const int64_t first = (chunks - 1 - i) * chunk, steps = std::min(chunk, L - first);
-    const at::Tensor pq_c = pq.narrow(1, first, steps), pk_c = pk.narrow(1, first, steps);
-    const at::Tensor v_c = v.narrow(1, first, steps), g_c = g.narrow(1, first, steps);
-    at::Tensor dpk_c = dpk.narrow(1, first, steps), dv_c = dv.narrow(1, first, steps);
-    const at::Tensor vg = at::bmm(v_c, g_c.transpose(1, 2)).triu_();   // u >= t
-    const at::Tensor kq = at::bmm(pk_c, pq_c.transpose(1, 2)).triu_();
-    if (i == 0) {  // nothing later yet
-      at::bmm_out(dpk_c, vg, pq_c);
-      at::bmm_out(dv_c, kq, g_c);
-    } else {
-      at::bmm_out(dpk_c, v_c, state.transpose(1, 2));
-      dpk_c.baddbmm_(vg, pq_c);
-      at::bmm_out(dv_c, pk_c, state);
-      dv_c.baddbmm_(kq, g_c);
-    }
-    if (i + 1 < chunks) state.baddbmm_(pq_c.transpose(1, 2), g_c);
-  }
-  return {dpk.mul_(scale), dv.mul_(scale)};
-}
-
 template <class Kernels>
 at::Tensor run_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, bool reverse, double scale) {
   const int64_t BH = a.size(0), L = a.size(1), P = a.size(2), Q = b.size(2);
-  if constexpr (Kernels::kChunkedScan) {
-    return chunked_scan(a, b, c, reverse, scale, Kernels::scan_chunk(L, P, Q));
-  } else {
-    at::Tensor out = at::empty({BH, L, P}, a.options());
-    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "seqrec_fast::linear_attention_scan", [&] {
-      Kernels::template scan<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
-                                       c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), BH, L,
-                                       P, Q, reverse, static_cast<scalar_t>(scale));
-    });
-    return out;
-  }
+  at::Tensor out = at::empty({BH, L, P}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "seqrec_fast::linear_attention_scan", [&] {
+    Kernels::template scan<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
+                                     c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), BH, L, P, Q,
+                                     reverse, static_cast<scalar_t>(scale));
+  });
+  return out;
 }
 
 template <class Kernels>
@@ -176,12 +115,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
   at::Tensor dpq, dpk, dv;
   if (causal) {
     dpq = run_scan<Kernels>(f.pk, vv, g, /*reverse=*/false, scale);
-    if constexpr (Kernels::kChunkedScan) {
-      std::tie(dpk, dv) = chunked_reverse_pair(f.pq, f.pk, vv, g, scale, Kernels::scan_chunk(L, D, Dv));
-    } else {
-      dpk = run_scan<Kernels>(f.pq, g, vv, /*reverse=*/true, scale);
-      dv = run_scan<Kernels>(g, f.pq, f.pk, /*reverse=*/true, scale);
-    }
+    dpk = run_scan<Kernels>(f.pq, g, vv, /*reverse=*/true, scale);
+    dv = run_scan<Kernels>(g, f.pq, f.pk, /*reverse=*/true, scale);
   } else {
     const at::Tensor s = at::bmm(f.pk.transpose(1, 2), vv).mul_(scale);   // [BH, D, Dv]
     const at::Tensor r = at::bmm(f.pq.transpose(1, 2), g).mul_(scale);    // [BH, D, Dv]
