@@ -21,6 +21,7 @@ from .. import ops
 from ..models.layers import (Dropout, FeedForward, MultiHeadAttention, TransformerBlock, attention_mask,
                              check_heads, init_weights)
 from ..models.stosa import StochasticBlock
+from ..nas.grid_supernet import CopiedGridBlock
 from ..ops import GridTransformerLayer
 
 _LAYER_LISTS = ("encoder.blocks", "blocks", "layers")
@@ -31,9 +32,18 @@ class _Attention:
     context: nn.Module  # its first input is the per-head context [B, L, d] (per corner: [4, B, L, d])
     num_heads: int
     grid_size: int | None = None  # set for grid layers: the 4 corners' contexts are blended
+    # A CopiedGridBlock: one context module per grid point; the corners that ran are blended.
+    copies: CopiedGridBlock | None = None
+    candidates: list[nn.Module] | None = None
 
 
 def _attention_of(block: nn.Module) -> _Attention | None:
+    if isinstance(block, CopiedGridBlock):
+        per_candidate = [_attention_of(candidate) for candidate in block.candidates]
+        if any(a is None for a in per_candidate):
+            return None
+        return _Attention(per_candidate[0].context, per_candidate[0].num_heads, block.grid_size, block,
+                          [a.context for a in per_candidate])
     found = [m for m in block.modules() if isinstance(m, (TransformerBlock, StochasticBlock, GridTransformerLayer))]
     if not found:
         return None
@@ -126,7 +136,11 @@ class DisentanglementObjectives(nn.Module):
         self._hooks = []
         for index, layer in enumerate(layers):
             self._hooks.append(layer.register_forward_pre_hook(partial(self._capture_input, index)))
-            if independence:
+            if independence and attentions[index].candidates is not None:
+                for grid_index, context in enumerate(attentions[index].candidates):
+                    self._hooks.append(context.register_forward_pre_hook(
+                        partial(self._capture_candidate_context, index, grid_index)))
+            elif independence:
                 self._hooks.append(attentions[index].context.register_forward_pre_hook(
                     partial(self._capture_context, index), with_kwargs=True))
         if reconstruction:
@@ -154,12 +168,22 @@ class DisentanglementObjectives(nn.Module):
 
     # Positional first inputs: every supported layer takes its hidden states first.
     def _capture_input(self, index: int, module: nn.Module, args: tuple) -> None:
-        self._captures[index]["input"] = args[0]
+        self._captures[index] = {"input": args[0]}  # a new forward of this layer starts afresh
 
     def _capture_context(self, index: int, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self._captures[index]["context"] = args[0]
         if self._attentions[index].grid_size is not None:  # GridLinear(h, coords, ...)
             self._captures[index]["coords"] = args[1] if len(args) > 1 else kwargs["coords"]
+
+    def _capture_candidate_context(self, index: int, grid_index: int, module: nn.Module, args: tuple) -> None:
+        """A CopiedGridBlock's candidate ran: its context joins the layer's blend (Eq. 20)."""
+        copies = self._attentions[index].copies
+        capture = self._captures[index]
+        if "context" not in capture:
+            capture["context"] = 0.0
+        corners, weights = ops.grid_corners(copies.coordinates, copies.grid_size)
+        weight = sum(w for c, w in zip(corners, weights) if c == grid_index)
+        capture["context"] = capture["context"] + weight * args[0]
 
     def _capture_output(self, module: nn.Module, args: tuple, output) -> None:
         self._captures[-1]["output"] = output[0] if isinstance(output, tuple) else output
@@ -186,7 +210,7 @@ class DisentanglementObjectives(nn.Module):
         losses = []
         for capture, attention, classifier in zip(captures, self._attentions, self.classifiers):
             context = capture["context"]
-            if attention.grid_size is not None:  # the supernet layer's context: its 4 corners, blended (Eq. 20)
+            if attention.grid_size is not None and attention.copies is None:  # the fused supernet layer's context: its 4 corners, blended (Eq. 20)
                 _, weights = ops.grid_corners(capture["coords"], attention.grid_size)
                 context = ops.mix(context, torch.tensor(weights, dtype=context.dtype, device=context.device))
             heads = attention.num_heads

@@ -163,30 +163,43 @@ class GridTransformerLayer(nn.Module):
         x: torch.Tensor,
         coords: torch.Tensor | Sequence[float],
         key_padding_mask: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x [B, L, d] -> [B, L, d]; ``key_padding_mask`` [B, L] is True at padding."""
+        """x [B, L, d] -> [B, L, d]. Masking: ``key_padding_mask`` [B, L] is True at padding (the
+        layer adds the causal part), or ``attn_mask`` [B, 1, L, L] is True where a query may see a
+        key (the backbones' ``attention_mask``), not both."""
+        if key_padding_mask is not None and attn_mask is not None:
+            raise ValueError("GridTransformerLayer: pass key_padding_mask or attn_mask, not both")
         indices, weights = ops.grid_corners(coords, self.grid_size)
         corners = torch.tensor(indices, device=x.device)
         blend = torch.tensor(weights, dtype=x.dtype, device=x.device)
         coords_t = ops.as_coords(coords)
         if self.norm_first:
             h = self.norm_attn(x, corners, per_corner=False)
-            a = x + self.dropout(self._attention(h, coords_t, key_padding_mask, per_corner=True))
+            a = x + self.dropout(self._attention(h, coords_t, key_padding_mask, attn_mask, per_corner=True))
             f = self._feed_forward_hidden(self.norm_ff(a, corners, per_corner=True), coords_t)
             return ops.mix(a, blend) + self.dropout(self.ff_out(f, coords_t, blend=True, per_corner=True))
-        attended = self._attention(x, coords_t, key_padding_mask, per_corner=False)
+        attended = self._attention(x, coords_t, key_padding_mask, attn_mask, per_corner=False)
         a = self.norm_attn(x + self.dropout(attended), corners, per_corner=True)
         f = self._feed_forward_hidden(a, coords_t)
         out = a + self.dropout(self.ff_out(f, coords_t, blend=False, per_corner=True))
         return ops.mix(self.norm_ff(out, corners, per_corner=True), blend)
 
     def _attention(
-        self, x: torch.Tensor, coords: torch.Tensor, key_padding_mask: torch.Tensor | None, per_corner: bool
+        self,
+        x: torch.Tensor,
+        coords: torch.Tensor,
+        key_padding_mask: torch.Tensor | None,
+        attn_mask: torch.Tensor | None,
+        per_corner: bool,
     ) -> torch.Tensor:
         batch, length, d_model = x.shape[-3:]
         qkv = self.qkv(x, coords, blend=False, per_corner=per_corner)  # [4, B, L, 3d]
         q, k, v = qkv.view(4 * batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-        mask = _attention_mask(key_padding_mask, length, self.causal, x.device)
+        if attn_mask is not None:
+            mask = attn_mask.repeat(4, 1, 1, 1)  # the 4 corners share the batch's mask
+        else:
+            mask = _attention_mask(key_padding_mask, length, self.causal, x.device)
         dropout_p = self.dropout.p if self.training else 0.0
         if mask is None:
             h = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=self.causal)

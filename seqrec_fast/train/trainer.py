@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -52,9 +52,11 @@ def resolve_device(name: str) -> torch.device:
 class TrainingStep(nn.Module):
     """Model + loss as one module, so that DDP sees every parameter the loss touches."""
 
-    def __init__(self, model: SequentialRecommender, config: TrainConfig, log_q: Tensor | None):
+    def __init__(self, model: SequentialRecommender, config: TrainConfig, log_q: Tensor | None,
+                 auxiliary: nn.Module | None = None):
         super().__init__()
         self.model = model
+        self.auxiliary = auxiliary
         self.loss_fn = loss_spec(config.resolved_loss()).fn
         self.options = {"fused": config.fused_ce, "n_items": model.n_items, "gbce_t": config.gbce_t,
                         "pvn_weight": config.pvn_weight}
@@ -65,8 +67,11 @@ class TrainingStep(nn.Module):
         has_target = targets > 0
         if negatives is not None:
             negatives = negatives[has_target]
-        return self.loss_fn(self.model, hidden[has_target], targets[has_target], negatives,
+        loss = self.loss_fn(self.model, hidden[has_target], targets[has_target], negatives,
                             log_q=self.log_q, **self.options)
+        if self.auxiliary is not None:  # reads what the model's forward just computed
+            loss = loss + self.auxiliary(inputs)
+        return loss
 
 
 @dataclass
@@ -119,9 +124,16 @@ class Trainer:
     """Trains one model on one dataset into ``config.out``. Call :meth:`fit`."""
 
     def __init__(self, config: TrainConfig, dataset, resume: bool = False, log=None,
-                 started_at: float | None = None):
+                 started_at: float | None = None,
+                 make_model: Callable[[], SequentialRecommender] | None = None,
+                 make_auxiliary: Callable[[SequentialRecommender], nn.Module] | None = None):
         """``started_at``: ``time.perf_counter()`` when the job began (dataset preparation
-        included), so that the reported times count from the start of the job."""
+        included), so that the reported times count from the start of the job.
+
+        Searches extend training through two hooks: ``make_model`` builds the model instead of
+        ``build_model(config.model)`` (a supernet), and ``make_auxiliary(model)`` an extra loss
+        module called as ``auxiliary(inputs)`` after each model forward, trained and checkpointed
+        with the model; if it has ``start_batch(epoch, index)``, that runs before every batch."""
         started_at = time.perf_counter() if started_at is None else started_at
         self.config = config
         self.dataset = dataset
@@ -136,13 +148,15 @@ class Trainer:
             raise ValueError(f"config key 'batch_size': {config.batch_size} is not divisible by the "
                              f"{self.world} processes")
         seed_everything(config.seed)
-        self.model = build_model(config.model, dataset.n_items).to(self.device)
+        model = make_model() if make_model is not None else build_model(config.model, dataset.n_items)
+        self.model = model.to(self.device)
         torch.manual_seed(config.seed + self.rank)  # distinct dropout masks per rank
         negatives = config.resolved_negatives()
         log_q = None
         if config.resolved_loss() == "sampled_softmax":
             log_q = proposal_log_probabilities(config.negative_sampler, dataset.item_counts()).to(self.device)
-        self.step_module = TrainingStep(self.model, config, log_q).to(self.device)
+        auxiliary = make_auxiliary(self.model) if make_auxiliary is not None else None
+        self.step_module = TrainingStep(self.model, config, log_q, auxiliary).to(self.device)
         self.train_module: nn.Module = self.step_module
         if self.world > 1:
             self.train_module = nn.parallel.DistributedDataParallel(
@@ -155,7 +169,7 @@ class Trainer:
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
             raise ValueError(f"the training split gives no batch of size {config.batch_size // self.world}")
-        self.optimizer = make_optimizer(self.model, config)
+        self.optimizer = make_optimizer(self.step_module, config)
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * self.steps_per_epoch)
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
         self.progress = Progress()
@@ -184,6 +198,7 @@ class Trainer:
         return {
             "format": 1,
             "model": self.model.state_dict(),
+            "auxiliary": self._auxiliary_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": capture_rng_state(),
@@ -191,6 +206,10 @@ class Trainer:
             "config": self.config.to_dict(),
             "n_items": int(self.dataset.n_items),
         }
+
+    def _auxiliary_state(self) -> dict[str, Tensor] | None:
+        auxiliary = self.step_module.auxiliary
+        return None if auxiliary is None else auxiliary.state_dict()
 
     def _save_last(self) -> None:
         # Every rank's RNG state differs; rank 0's checkpoint restores rank 0 exactly and the
@@ -211,6 +230,8 @@ class Trainer:
             own = self.run_dir / CHECKPOINT_DIR / f"last.rank{self.rank}.pt"
             state = load_checkpoint(own)
         self.model.load_state_dict(state["model"])
+        if self.step_module.auxiliary is not None:
+            self.step_module.auxiliary.load_state_dict(state["auxiliary"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         restore_rng_state(state["rng"])
@@ -237,9 +258,12 @@ class Trainer:
         batches = self.train_loader.epoch(epoch, start_batch=p.batch)
         bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {epoch + 1}", leave=False,
                    disable=not (config.progress and distributed.is_main()), file=sys.stderr)
+        start_batch = getattr(self.step_module.auxiliary, "start_batch", None)
         for index in range(p.batch, self.steps_per_epoch):
             started = time.perf_counter()
             batch = next(batches)
+            if start_batch is not None:
+                start_batch(epoch, index)
             inputs, targets, negatives = self._batch_tensors(batch)
             with self._autocast():
                 loss = self.train_module(inputs, targets, negatives)
@@ -254,7 +278,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad_norm)
+                nn.utils.clip_grad_norm_(self.step_module.parameters(), config.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             loss_sum += float(loss.item())
@@ -273,8 +297,11 @@ class Trainer:
     def _validate(self, split: str = "valid") -> dict[str, float]:
         return evaluate_split(self.model, self.dataset, self.config, split, self.device)
 
-    def fit(self) -> dict[str, Any]:
-        """Train until the epoch budget or early stopping, then test the best weights once."""
+    def fit(self, select: bool = True) -> dict[str, Any]:
+        """Train until the epoch budget or early stopping, then test the best weights once.
+
+        ``select=False`` trains for the whole epoch budget without validation, model selection
+        or test (a supernet's warm-up): the result is the last weights."""
         config, p = self.config, self.progress
         while p.epoch < config.epochs and not p.stopped:
             epoch_started = time.perf_counter()
@@ -282,7 +309,7 @@ class Trainer:
             p.epoch, p.batch = p.epoch + 1, 0
             record: dict[str, Any] = {"epoch": p.epoch, "step": p.step, "train_loss": loss,
                                       "lr": self.scheduler.get_last_lr()[0]}
-            if p.epoch % config.eval_every == 0 or p.epoch == config.epochs:
+            if select and (p.epoch % config.eval_every == 0 or p.epoch == config.epochs):
                 valid = self._validate("valid")
                 p.elapsed_s = time.perf_counter() - self._origin
                 value = valid[config.metric]
@@ -303,6 +330,9 @@ class Trainer:
             if distributed.is_main():
                 shown = f" valid {config.metric} {record['valid'][config.metric]:.4f}" if "valid" in record else ""
                 self.log(f"epoch {p.epoch:>3}  loss {loss:.4f}{shown}  ({time.perf_counter() - epoch_started:.1f} s)")
+        if not select:
+            return {"epochs_run": p.epoch, "elapsed_s": round(p.elapsed_s, 3),
+                    "train_samples_per_s": round(p.samples / p.train_s, 1) if p.train_s else 0.0}
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
