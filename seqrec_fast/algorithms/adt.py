@@ -120,21 +120,21 @@ def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False
     else:
         run.write_config(settings)
 
-    started = time.perf_counter()
     warm = supernet_config(train, options, run)
     checkpoint = run.path(SUPERNET) / CHECKPOINT_DIR / LAST
-    if not _warmup_done(checkpoint, options.warmup_epochs):
+    if _warmup_epochs_done(checkpoint) < options.warmup_epochs:
         log(f"ADT warm-up: {options.warmup_epochs} epochs of the {space.grid_size}x{space.grid_size} grid supernet")
         trainer = Trainer(
             warm, dataset, resume=checkpoint.is_file(), log=log,
             make_model=lambda: _build_supernet(warm, dataset.n_items, space.grid_size),
             make_auxiliary=lambda model: RandomCandidates(model, space, train.seed, options.candidate_every))
         trainer.fit(select=False)
-    warmup_s = time.perf_counter() - started
+    warmed = load_checkpoint(checkpoint)
+    warmup_s = warmed["progress"]["elapsed_s"]  # summed over resumed runs
 
     device = resolve_device(train.device)
     supernet = _build_supernet(warm, dataset.n_items, space.grid_size).to(device)
-    supernet.load_state_dict(load_checkpoint(checkpoint)["model"])
+    supernet.load_state_dict(warmed["model"])
     supernet.eval()
 
     def fitness(candidate: Sequence[float]) -> float:
@@ -185,11 +185,8 @@ def _described(entry: dict, space: ADTSpace) -> dict:
     return {**entry, "weights": space.weights(entry["candidate"]).to_dict()}
 
 
-def _warmup_done(checkpoint, epochs: int) -> bool:
-    if not checkpoint.is_file():
-        return False
-    progress = load_checkpoint(checkpoint)["progress"]
-    return progress["epoch"] >= epochs
+def _warmup_epochs_done(checkpoint) -> int:
+    return load_checkpoint(checkpoint)["progress"]["epoch"] if checkpoint.is_file() else 0
 
 
 def derive(result: SearchResult, num_layers: int) -> LossWeights:

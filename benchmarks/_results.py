@@ -1,0 +1,30 @@
+"""What every benchmark script shares: the machine's description and atomic JSON results."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from seqrec_fast.atomic_io import atomic_write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(**extra) -> dict:
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), **extra}
+
+
+def write_result(path: Path, payload: dict) -> None:
+    """Writes ``payload`` as indented JSON; a reader never sees half a file."""
+    atomic_write_json(path, payload)
