@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
-from seqrec_fast.atomic_io import atomic_write_json
+try:
+    from seqrec_fast.atomic_io import atomic_write_json
+except ImportError:  # RecBole's own virtualenv (recbole_baseline.py) has no seqrec_fast: the checkout's
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from seqrec_fast.atomic_io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -17,7 +17,6 @@ input read once and each output written once; forward+backward counts 3x the for
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import seqrec_fast.ops as ops  # noqa: E402
-from recbole_baseline import cpu_name  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+from _results import cpu_name, write_result  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 from seqrec_fast.ops import reference  # noqa: E402
 
 # Datasheet peaks (dense): memory GB/s, and TFLOP/s for fp32 (CUDA cores) and bf16 (tensor cores).
@@ -291,13 +290,6 @@ def sliced_scaling(rows: list[Row]) -> list[dict]:
     return out
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -349,7 +341,7 @@ def main() -> int:
         "sliced_linear_scaling": scaling,
     }
     name = f"kernels_{args.device}" + ("" if args.dtype == "float32" else f"_{args.dtype}") + ".json"
-    write_json_atomic(Path(args.out) / name, payload)
+    write_result(Path(args.out) / name, payload)
     print(f"wrote {Path(args.out) / name}", file=sys.stderr)
     return 0
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -24,25 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _results import RESULTS, machine, write_result
+
 PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
             "--batch-size", "256", "--lr", "1e-3", "--no-filter-history"]
 MODELS = ("sasrec", "bert4rec", "nextitnet", "gru4rec", "stosa")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def run_model(model: str, data: str, out_root: Path, nice: int, extra: list[str]) -> dict:
@@ -80,7 +64,7 @@ def row_from_run(model: str, result: dict, command: list[str], wall: float, run_
         "train_samples_per_s": result["train_samples_per_s"],
         "command": " ".join(shlex.quote(c) for c in command),
         "resolved_config": resolved,
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
+        "machine": machine(note="CPU shared with other jobs"),
     }
 
 
@@ -131,7 +115,7 @@ def main() -> int:
         row = make_row()
         if args.note:
             row["note"] = args.note
-        write_json(RESULTS / f"ml100k_{model}.json", row)
+        write_result(RESULTS / f"ml100k_{model}.json", row)
         rows.append(row)
         print(f"{model:<10} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
               f"best epoch {row['best_epoch']:>3}  {row['time_to_best_s']:7.1f} s to best", flush=True)
@@ -145,7 +129,7 @@ def main() -> int:
             "time_to_best_s": {"seqrec_fast": mine["time_to_best_s"], "recbole": theirs["time_to_best_s"]},
             "speedup_to_best": round(theirs["time_to_best_s"] / mine["time_to_best_s"], 1),
         }
-        write_json(RESULTS / "ml100k_sasrec_vs_recbole.json", comparison)
+        write_result(RESULTS / "ml100k_sasrec_vs_recbole.json", comparison)
         print(json.dumps(comparison, indent=2))
     return 0
 

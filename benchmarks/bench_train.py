@@ -14,21 +14,13 @@ import argparse
 import json
 import os
 import gc
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+from _results import RESULTS, machine, write_result
 
 
 class RssSampler:
@@ -151,9 +143,9 @@ def main() -> int:
         row = measure_loss_only(args)
         print(json.dumps(row))
         payload = {"benchmark": "fused full-softmax CE alone, d=64", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                   "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
+                   "machine": machine(note="CPU shared with other jobs"),
                    "rows": [row]}
-        write_results(f"bench_train_loss_only_len{args.max_len}.json", payload)
+        write_result(RESULTS / f"bench_train_loss_only_len{args.max_len}.json", payload)
         return 0
     if args.variant:
         print(json.dumps(measure(args)))
@@ -175,19 +167,11 @@ def main() -> int:
             print(f"{row['variant']:<9}{row['device']:>8}{row['samples_per_s']:>12}{row['step_ms']:>10}{row['peak_memory_mb']:>10}")
     payload = {"benchmark": "SASRec training step on the ml-20m synthetic preset (26,744 items), d=64, 2 layers, 2 heads",
                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-               "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "note": "CPU shared with other jobs"},
+               "machine": machine(note="CPU shared with other jobs"),
                "rows": rows}
     device = "cpu" if all(r.get("device", "cpu") == "cpu" for r in rows) else "gpu"
-    write_results(f"bench_train_{device}_len{args.max_len}.json", payload)
+    write_result(RESULTS / f"bench_train_{device}_len{args.max_len}.json", payload)
     return 0
-
-
-def write_results(name: str, payload: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, RESULTS / name)
 
 
 if __name__ == "__main__":

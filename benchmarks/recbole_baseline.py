@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import sys
@@ -26,15 +25,7 @@ from pathlib import Path
 
 STARTED = time.perf_counter()
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from _results import cpu_name, write_result  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
 
 EPOCH_LINE = re.compile(r"epoch (\d+) (training|evaluating) \[time: ([\d.]+)s, (?:train loss: [\d.]+|valid_score: ([\d.]+))")
@@ -74,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_log:
         row = partial_row_from_log(Path(args.from_log), args.model, args.command)
-        write_row(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k_partial.json", row)
+        write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k_partial.json", row)
         print(json.dumps(row))
         return 0
     if not args.data_path:
@@ -132,16 +123,10 @@ def main() -> int:
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "threads": args.threads, "note": "CPU shared with other jobs"},
     }
-    write_row(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k.json", row)
+    write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k.json", row)
     print(json.dumps(row))
     return 0
 
-
-def write_row(out: Path, row: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(row, indent=2) + "\n")
-    os.replace(tmp, out)
 
 
 if __name__ == "__main__":
