@@ -9,7 +9,6 @@ import weakref
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seqrec_fast.algorithms.adt_objectives import DisentanglementObjectives

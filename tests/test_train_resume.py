@@ -4,12 +4,10 @@ checkpoint; checkpoints load with weights_only=True."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
