@@ -190,6 +190,20 @@ def build_cases(batch: int, device: str, dtype: torch.dtype, quick: bool) -> lis
                     cases.append(Case("linear_attention", f"B{batch} H{heads} L{length} d{d} {'causal' if causal else 'full'}",
                                       attn_make, 4 * n * d * (d // heads), 4 * n * d * elt))
 
+    # Every backbone: dropout 0.5 on hidden states [B, L, d] and attention probabilities
+    # [B, H, L, L]. The eager baseline is torch's own F.dropout (the reference op re-implements
+    # our hash in PyTorch only to test the kernels bit for bit).
+    for length in lengths:
+        for shape in ([batch, length, 64], [batch, 2, length, length]):
+            def dropout_make(shape=shape):
+                torch_dropout = lambda x: torch.nn.functional.dropout(x, 0.5, training=True)  # noqa: E731
+                return (lambda x: ops.dropout(x, 0.5), torch_dropout, [_leaf(*shape, **kw)])
+
+            numel = 1
+            for size in shape:
+                numel *= size
+            cases.append(Case("dropout", "x".join(map(str, shape)) + " p0.5", dropout_make, 0.0, 2 * numel * elt))
+
     # CANet: a d = 256 layer; uniform widths k/6 of d (time against FLOPs), and 36 routes.
     length, d = 50, 256
     n = batch * length

@@ -76,6 +76,36 @@ def test_supernet_is_the_backbone_with_grid_blocks(backbone, block_type):
         set_coordinates(model, [(0.2, 1.2), (0.0, 0.0)])
 
 
+@pytest.mark.parametrize("point", [(0, 0), (1, 2), (2, 2)])
+def test_fused_grid_block_at_a_grid_point_is_the_backbone_block_with_those_weights(point):
+    """The supernet's candidate is the backbone's own layer (same structure, norms, masking),
+    so that a searched candidate means what retraining the backbone means."""
+    from seqrec_fast.models.layers import TransformerBlock, attention_mask
+
+    torch.manual_seed(0)
+    block = TransformerBlock(16, 2, 32, dropout=0.3, attn_dropout=0.2)
+    grid = FusedTransformerGridBlock(block, grid_size=3, causal=True)
+    i, j = point
+    layer = grid.layer
+    with torch.no_grad():
+        for target, source in ((layer.qkv, block.attention.qkv), (layer.attn_out, block.attention.out),
+                               (layer.ff_in, block.feed_forward.net[0]), (layer.ff_out, block.feed_forward.net[2])):
+            target.weight[i, j] = source.weight
+            target.bias[i, j] = source.bias
+        for target, source in ((layer.norm_attn, block.attention_residual.norm),
+                               (layer.norm_ff, block.feed_forward_residual.norm)):
+            target.weight[i * 3 + j] = source.weight
+            target.bias[i * 3 + j] = source.bias
+    assert layer.attn_dropout.p == 0.2 and layer.inner_dropout.p == 0.0 and layer.dropout.p == 0.3
+    grid.set_coordinates((i / 2, j / 2))
+    block.eval(), grid.eval()
+    x = torch.randn(3, 7, 16)
+    valid = torch.ones(3, 7, dtype=torch.bool)
+    valid[0, :4] = False  # a left-padded row
+    mask = attention_mask(valid, causal=True)
+    torch.testing.assert_close(grid(x, mask)[valid], block(x, mask)[valid], rtol=1e-5, atol=1e-5)
+
+
 def test_copied_grid_block_at_a_grid_point_is_that_candidate_and_only_corners_learn():
     model = to_grid_supernet(build_model(ModelConfig(name="stosa", hidden_size=8, num_heads=2, max_len=6,
                                                      num_layers=1), 10), 3)

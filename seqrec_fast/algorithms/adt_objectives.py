@@ -23,6 +23,7 @@ from ..models.layers import (Dropout, FeedForward, MultiHeadAttention, Transform
 from ..models.stosa import StochasticBlock
 from ..nas.grid_supernet import CopiedGridBlock
 from ..ops import GridTransformerLayer
+from ..ops.modules import attention as dot_product_attention
 
 _LAYER_LISTS = ("encoder.blocks", "blocks", "layers")
 
@@ -83,7 +84,7 @@ class _CrossAttention(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, attn_dropout: float):
         super().__init__()
         check_heads(hidden_size, num_heads)
-        self.num_heads, self.attn_dropout = num_heads, attn_dropout
+        self.num_heads, self.attn_dropout = num_heads, Dropout(attn_dropout)
         self.query = nn.Linear(hidden_size, hidden_size)
         self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
@@ -92,8 +93,7 @@ class _CrossAttention(nn.Module):
         batch, length, hidden = x.shape
         q = self.query(x).view(batch, length, self.num_heads, -1).transpose(1, 2)
         k, v = self.key_value(memory).view(batch, memory.shape[1], 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        dropout_p = self.attn_dropout if self.training else 0.0
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        context = dot_product_attention(q, k, v, mask, self.attn_dropout)
         return self.out(context.transpose(1, 2).reshape(batch, length, hidden))
 
 

@@ -52,9 +52,12 @@ class FusedTransformerGridBlock(GridBlock):
         super().__init__(grid_size)
         attention, ffn = block.attention, block.feed_forward.net
         hidden = attention.out.in_features
+        # The block's own regularisation: its residual and attention dropouts, none inside the FFN.
         self.layer = ops.GridTransformerLayer(
             hidden, attention.num_heads, ffn[0].out_features, grid_size,
-            dropout=block.attention_residual.dropout.p, activation="gelu", norm_first=False, causal=causal)
+            dropout=block.attention_residual.dropout.p, activation="gelu", norm_first=False, causal=causal,
+            layer_norm_eps=block.attention_residual.norm.eps, attn_dropout=attention.attn_dropout.p,
+            inner_dropout=False)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return self.layer(x, self.coordinates, attn_mask=mask)

@@ -4,6 +4,7 @@ from .build import OpsStatus, load
 from .functional import (
     as_coords,
     causal_conv1d,
+    dropout,
     grid_corners,
     grid_linear,
     linear_attention,
@@ -13,6 +14,7 @@ from .functional import (
 )
 from .modules import (
     CausalConv1d,
+    Dropout,
     GridLayerNorm,
     GridLinear,
     GridTransformerLayer,
@@ -22,6 +24,7 @@ from .modules import (
 
 __all__ = [
     "CausalConv1d",
+    "Dropout",
     "GridLayerNorm",
     "GridLinear",
     "GridTransformerLayer",
@@ -30,6 +33,7 @@ __all__ = [
     "SlicedLinear",
     "as_coords",
     "causal_conv1d",
+    "dropout",
     "grid_corners",
     "grid_linear",
     "linear_attention",

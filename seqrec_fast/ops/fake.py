@@ -13,6 +13,11 @@ def _maybe(wanted: bool, like: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(like, memory_format=torch.contiguous_format) if wanted else like.new_empty(0)
 
 
+@torch.library.register_fake("seqrec_fast::dropout")
+def _dropout(x, p, seed):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 @torch.library.register_fake("seqrec_fast::mix")
 def _mix(h, w):
     return h.new_empty(h.shape[1:])

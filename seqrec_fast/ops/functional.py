@@ -16,7 +16,7 @@ import torch
 from . import reference
 from .build import load
 
-NATIVE_OPS = ("grid_linear", "mix", "causal_conv1d", "linear_attention", "sliced_linear", "sliced_linear_routed")
+NATIVE_OPS = ("dropout", "grid_linear", "mix", "causal_conv1d", "linear_attention", "sliced_linear", "sliced_linear_routed")
 
 _native_by_device: dict[str, bool] = {}
 
@@ -133,6 +133,20 @@ def sliced_linear(
             return torch.ops.seqrec_fast.sliced_linear_routed(x, weight, bias, in_t, out_t)
         return torch.ops.seqrec_fast.sliced_linear(x, weight, bias, in_features, out_features)
     return reference.sliced_linear(x, weight, bias, in_features, out_features)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout (``F.dropout``'s semantics) in one pass, its mask hashed from a seed that
+    is drawn from torch's default generator: no mask is stored for the backward, and the result
+    follows ``torch.manual_seed`` and the saved RNG state like any torch random op."""
+    if not training or p == 0.0:
+        return x
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    seed = torch.randint(0, 2**62, (), dtype=torch.int64)
+    if native_available(x.device.type):
+        return torch.ops.seqrec_fast.dropout(x, p, seed)
+    return reference.dropout(x, p, int(seed))
 
 
 grid_corners = reference.grid_corners

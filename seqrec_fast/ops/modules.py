@@ -22,6 +22,40 @@ def _init_linear_(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int) 
         nn.init.uniform_(bias, -bound, bound)
 
 
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` through the native one-pass op (:func:`seqrec_fast.ops.dropout`): on CPU,
+    torch's Bernoulli sampling dominates a small recommender's training step, and the native
+    mask is hashed from a seed instead (nothing stored for the backward)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: Dropout,
+              causal: bool = False) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) v with ``mask`` (True = attend) or ``causal``, and ``dropout`` on
+    the probabilities in training. SDPA when nothing is dropped; otherwise the probabilities are
+    formed here, since SDPA's own dropout draws torch's Bernoulli masks (the slow part on CPU)."""
+    if not (dropout.training and dropout.p > 0):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is None and causal:
+        length = q.shape[-2]
+        mask = torch.ones(length, k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return dropout(torch.softmax(scores, dim=-1)) @ v
+
 class CausalConv1d(nn.Module):
     """Dilated causal convolution over channels-last sequences [B, L, C] (NextItNet, TCN)."""
 
@@ -126,6 +160,11 @@ class GridTransformerLayer(nn.Module):
     call, attention over a [4 B] batch) and their outputs are blended bilinearly (ADT, Eq. 20).
     With ``norm_first`` (pre-LN) the final linear map blends inside the kernel; post-LN layers
     (SASRec's original form) blend after the last LayerNorm.
+
+    Dropout as in ``nn.TransformerEncoderLayer`` by default: ``dropout`` on the attention
+    probabilities, the residual branches and the feed-forward hidden layer. ``attn_dropout``
+    sets the first apart and ``inner_dropout=False`` drops the last, as the backbones' blocks
+    (``models.layers.TransformerBlock``) have it.
     """
 
     def __init__(
@@ -139,6 +178,8 @@ class GridTransformerLayer(nn.Module):
         norm_first: bool = False,
         causal: bool = True,
         layer_norm_eps: float = 1e-5,
+        attn_dropout: float | None = None,
+        inner_dropout: bool = True,
     ):
         super().__init__()
         if d_model % n_heads:
@@ -149,7 +190,9 @@ class GridTransformerLayer(nn.Module):
         self.n_heads = n_heads
         self.causal = causal
         self.norm_first = norm_first
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
+        self.attn_dropout = Dropout(dropout if attn_dropout is None else attn_dropout)
+        self.inner_dropout = Dropout(dropout if inner_dropout else 0.0)
         self.activation = _ACTIVATIONS[activation]
         self.qkv = GridLinear(d_model, 3 * d_model, grid_size)
         self.attn_out = GridLinear(d_model, d_model, grid_size)
@@ -200,16 +243,12 @@ class GridTransformerLayer(nn.Module):
             mask = attn_mask.repeat(4, 1, 1, 1)  # the 4 corners share the batch's mask
         else:
             mask = _attention_mask(key_padding_mask, length, self.causal, x.device)
-        dropout_p = self.dropout.p if self.training else 0.0
-        if mask is None:
-            h = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=self.causal)
-        else:
-            h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        h = attention(q, k, v, mask, self.attn_dropout, causal=self.causal)
         h = h.transpose(1, 2).reshape(4, batch, length, d_model)
         return self.attn_out(h, coords, blend=False, per_corner=True)
 
     def _feed_forward_hidden(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.activation(self.ff_in(x, coords, blend=False, per_corner=True)))
+        return self.inner_dropout(self.activation(self.ff_in(x, coords, blend=False, per_corner=True)))
 
 
 def _attention_mask(

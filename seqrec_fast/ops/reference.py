@@ -144,3 +144,42 @@ def sliced_linear(
     in_mask = torch.arange(in_max, device=x.device) < in_f
     out_mask = torch.arange(out_max, device=x.device) < out_f
     return F.linear(x * in_mask, weight, bias) * out_mask
+
+
+# ---------------------------------------------------------------------------------- dropout
+# The mask of the native dropout, bit for bit (csrc/dropout_bits.h), in int64 arithmetic that
+# never overflows: 32-bit values, products split into 16-bit halves.
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
+    low = x * (constant & 0xFFFF)
+    high = ((x * (constant >> 16)) & 0xFFFF) << 16
+    return (low + high) & _MASK32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def dropout_keep_mask(numel: int, p: float, seed: int, device=None) -> torch.Tensor:
+    """The keep-mask [numel] of ``dropout(x, p, seed)`` for a contiguous x of numel elements."""
+    seed &= (1 << 64) - 1
+    index = torch.arange(numel, dtype=torch.int64, device=device)
+    key = (seed >> 32) ^ _mul32(index >> 32, 0x9E3779B9)
+    bits = _mix32(((_mix32((index & _MASK32) ^ (seed & _MASK32)) + key) & _MASK32))
+    scaled = round((1.0 - p) * 4294967296.0)
+    threshold = 0xFFFFFFFF if scaled >= 0xFFFFFFFF else scaled
+    return bits < threshold
+
+
+def dropout(x: torch.Tensor, p: float, seed: int) -> torch.Tensor:
+    """Inverted dropout with the native op's mask: x * keep / (1 - p)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    keep = dropout_keep_mask(x.numel(), p, seed, x.device).view(x.shape)
+    return torch.where(keep, x * (1.0 / (1.0 - p)), torch.zeros((), dtype=x.dtype, device=x.device))
