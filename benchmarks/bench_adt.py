@@ -125,6 +125,8 @@ class Ablation:
                          "this script": shlex.join([sys.executable, *sys.argv])},
             "machine": machine(threads=args.threads, note="2-core machine shared with other jobs"),
         }
+        if args.note:
+            payload["note"] = args.note
         write_result(Path(args.results) / f"adt_{payload['dataset']}_{args.backbone}.json", payload)
         return payload
 
@@ -165,6 +167,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default=str(RESULTS), help="folder of the JSON result")
     parser.add_argument("--train", default="", help="more training options for every run, quoted")
+    parser.add_argument("--note", default="", help="kept in the JSON result (how the runs went)")
     parser.add_argument("--search", default="", help="ADT search options, quoted (default: the paper's budget)")
     print_table(Ablation(parser.parse_args()).run())
     return 0

@@ -61,6 +61,19 @@ def test_rounds_hold_the_population_and_the_best_improves():
     assert len(search.elite) == 20 and all(0 <= c <= 1 for s in search.elite for c in s.candidate)
 
 
+@pytest.mark.parametrize("crossover_prob", [0.0, 0.1, 1.0])
+def test_crossovers_take_a_component_from_each_parent(crossover_prob):
+    from seqrec_fast.nas.evolution import Scored
+
+    search = DifferentialEvolution(4, EvolutionConfig(population=3, crossover_prob=crossover_prob), seed=1)
+    parents = [(0.1, 0.2, 0.3, 0.4), (0.6, 0.7, 0.8, 0.9), (0.15, 0.25, 0.35, 0.45)]
+    search.elite = [Scored(c, 0.0) for c in parents]
+    for _ in range(50):
+        child = search._crossover()
+        assert child not in parents  # every pair of these parents differs in every component
+        assert all(any(c == parent[i] for parent in parents) for i, c in enumerate(child))
+
+
 def test_mutants_take_at_least_one_component_of_v_and_stay_in_the_unit_box():
     from itertools import permutations
 
