@@ -1,91 +1,52 @@
 """RecBole 1.2.1 reference row for the ml-100k SASRec comparison (bench_ml100k.py has ours).
 
-Runs in a separate virtualenv that has RecBole (it pins older libraries than this package):
+Runs in a separate virtualenv that has RecBole (it needs older libraries than this package):
 
-    python3 -m venv /work/recbole-venv && /work/recbole-venv/bin/pip install recbole==1.2.1 torch
-    nice -n 10 /work/recbole-venv/bin/python benchmarks/recbole_baseline.py \
-        --data-path ../shared/data --model SASRec
+    python3 -m venv /work/recbole-venv && /work/recbole-venv/bin/pip install recbole==1.2.1 torch \
+        "numpy<2" "pandas<2.3" "setuptools<70"
+    /work/recbole-venv/bin/python benchmarks/recbole_baseline.py --data-path ../shared/data \
+        --work-dir /work/recbole-run [--resume] [--max-epochs-this-run N]
 
 Protocol (RecBole's for sequential models): leave-one-out by time, full ranking over all items
 with the user's history NOT filtered, max_len 50, hidden 64, 2 layers, 2 heads, CE loss, batch
 256, lr 1e-3, early stopping (10 evaluations) on validation NDCG@10; everything else at
-RecBole's defaults. Wall time is measured from the start of this script to the end of the
-validation that found the best epoch. Writes benchmarks/results/recbole_<model>_ml-100k.json."""
+RecBole's defaults.
+
+RecBole trains one sample per prefix (about 99k per epoch on ml-100k), so on a small CPU its run
+outlasts a working session. It is therefore resumable: after every epoch the work directory gets
+RecBole's own checkpoint of that epoch (model, optimizer, early-stopping counter) and
+history.json (per-epoch seconds and validation scores); `--resume` continues from them, and
+`--max-epochs-this-run` stops cleanly after that many epochs. A resumed run restores everything
+but the data loader's shuffling RNG, so its batches differ from an uninterrupted run's (the same
+distribution). The time to the best epoch is the setup time plus the summed per-epoch training
+and validation seconds up to it, whatever the interruptions. Writes
+benchmarks/results/recbole_<model>_ml-100k.json once early stopping ends the run, and
+recbole_<model>_ml-100k_partial.json (validation history so far) until then."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from _results import RESULTS, cpu_name, write_result
+
 STARTED = time.perf_counter()
-
-from _results import cpu_name, write_result  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
-
-
-EPOCH_LINE = re.compile(r"epoch (\d+) (training|evaluating) \[time: ([\d.]+)s, (?:train loss: [\d.]+|valid_score: ([\d.]+))")
+LAST = "last.pth"
+BEST = "best.pth"
+HISTORY = "history.json"
 
 
-def partial_row_from_log(log_path: Path, model: str, command: str) -> dict:
-    """What an unfinished RecBole run has shown so far, from its log: per-epoch times and
-    validation scores. No test metrics: RecBole evaluates the test split only at the end."""
-    epochs: dict[int, dict] = {}
-    for match in EPOCH_LINE.finditer(log_path.read_text()):
-        epoch, phase, seconds, score = int(match[1]), match[2], float(match[3]), match[4]
-        record = epochs.setdefault(epoch + 1, {"epoch": epoch + 1})
-        record[f"{phase}_s"] = seconds
-        if score is not None:
-            record["valid_ndcg@10"] = float(score)
-    history = [epochs[e] for e in sorted(epochs)]
-    best = max((r for r in history if "valid_ndcg@10" in r), key=lambda r: r["valid_ndcg@10"], default=None)
+class Pause(Exception):
+    """--max-epochs-this-run reached: the state is saved, the run can resume."""
+
+
+def recbole_config(args) -> dict:
     return {
-        "system": "RecBole 1.2.1", "model": model, "dataset": "ml-100k", "status": "unfinished",
-        "protocol": "leave-one-out, full ranking, history kept",
-        "epochs_completed": len(history), "history": history,
-        "best_valid_so_far": best,
-        "train_and_valid_seconds_so_far": round(sum(r.get("training_s", 0) + r.get("evaluating_s", 0) for r in history), 1),
-        "command": command, "log": str(log_path),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": 1, "note": "CPU shared with other jobs"},
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-path", help="folder holding ml-100k/ml-100k.inter")
-    parser.add_argument("--from-log", metavar="LOG", help="summarise an unfinished run's console log instead of running")
-    parser.add_argument("--command", default="", help="with --from-log: the command that produced the log")
-    parser.add_argument("--model", default="SASRec")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    if args.from_log:
-        row = partial_row_from_log(Path(args.from_log), args.model, args.command)
-        write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k_partial.json", row)
-        print(json.dumps(row))
-        return 0
-    if not args.data_path:
-        parser.error("--data-path is required")
-
-    import torch
-    from recbole.quick_start import run_recbole
-    from recbole.trainer import Trainer
-
-    torch.set_num_threads(args.threads)
-    validations: list[tuple[float, float]] = []  # (seconds since start, valid score)
-    original_valid_epoch = Trainer._valid_epoch
-
-    def timed_valid_epoch(self, *a, **k):
-        result = original_valid_epoch(self, *a, **k)
-        validations.append((time.perf_counter() - STARTED, float(result[0])))
-        return result
-
-    Trainer._valid_epoch = timed_valid_epoch
-    config = {
         "data_path": args.data_path,
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": 50,
@@ -102,31 +63,123 @@ def main() -> int:
         "valid_metric": "NDCG@10",
         "stopping_step": 10,
         "use_gpu": False,
-        "checkpoint_dir": "/tmp/recbole_saved",
+        "checkpoint_dir": str(Path(args.work_dir) / "recbole_saved"),
         "show_progress": False,
     }
-    result = run_recbole(model=args.model, dataset="ml-100k", config_dict=config)
-    best_score = result["best_valid_score"]
-    best_index = next(i for i, (_, score) in enumerate(validations) if score == best_score)
-    row = {
-        "system": "RecBole 1.2.1",
-        "model": args.model,
-        "dataset": "ml-100k",
-        "protocol": "leave-one-out, full ranking, history kept",
-        "valid": {k.lower(): float(v) for k, v in result["best_valid_result"].items()},
-        "test": {k.lower(): float(v) for k, v in result["test_result"].items()},
-        "best_epoch": best_index + 1,
-        "epochs_run": len(validations),
-        "time_to_best_s": round(validations[best_index][0], 1),
-        "total_s": round(time.perf_counter() - STARTED, 1),
-        "command": "nice -n 10 " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "threads": args.threads, "note": "CPU shared with other jobs"},
-    }
+
+
+def lower_keys(result: dict) -> dict:
+    return {k.lower(): float(v) for k, v in result.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-path", required=True, help="folder holding ml-100k/ml-100k.inter")
+    parser.add_argument("--work-dir", required=True, help="checkpoints and history (kept for --resume)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
+    parser.add_argument("--max-epochs-this-run", type=int, default=0, help="stop (resumably) after this many epochs")
+    parser.add_argument("--model", default="SASRec")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    history_path = work / HISTORY
+    if args.resume and not (work / LAST).is_file():
+        parser.error(f"--resume: {work / LAST} does not exist")
+    if not args.resume and history_path.exists():
+        parser.error(f"{work} holds a run already: pass --resume or choose another --work-dir")
+
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+    torch.set_num_threads(args.threads)
+    # RecBole 1.2.1 pickles its Config into its checkpoints and loads them with torch.load's old
+    # default; since torch 2.6 that default is weights_only=True, which refuses them (the resume
+    # and the final test evaluation both load one). These files are this script's own.
+    load = torch.load
+    torch.load = lambda *a, **k: load(*a, **{"weights_only": False, **k})
+    history = json.loads(history_path.read_text()) if args.resume else {"setup_s": None, "epochs": [], "sessions": 0}
+    history["sessions"] += 1
+    config = Config(model=args.model, dataset="ml-100k", config_dict=recbole_config(args))
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if args.resume:
+        trainer.resume_checkpoint(work / LAST)
+        trainer.best_valid_result = history["best_valid_result"]
+    trainer.saved_model_file = str(work / BEST)  # resume_checkpoint pointed it at LAST
+    if history["setup_s"] is None:
+        history["setup_s"] = round(time.perf_counter() - STARTED, 2)
+
+    epochs_this_run = 0
+    epoch_started = time.perf_counter()
+
+    def after_epoch(epoch_idx: int, valid_score: float) -> None:
+        nonlocal epochs_this_run, epoch_started
+        history["epochs"].append({"epoch": epoch_idx + 1, "seconds": round(time.perf_counter() - epoch_started, 2),
+                                  "valid_ndcg@10": float(valid_score)})
+        history["best_valid_result"] = {k: float(v) for k, v in (trainer.best_valid_result or {}).items()}
+        trainer._save_checkpoint(epoch_idx, verbose=False, saved_model_file=str(work / LAST))
+        write_result(history_path, history)
+        write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k_partial.json", partial_row(args, history))
+        epochs_this_run += 1
+        if args.max_epochs_this_run and epochs_this_run >= args.max_epochs_this_run:
+            raise Pause
+        epoch_started = time.perf_counter()
+
+    try:
+        best_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False,
+                                             callback_fn=after_epoch)
+    except Pause:
+        print(f"paused after {len(history['epochs'])} epochs; continue with --resume", file=sys.stderr)
+        return 0
+    test = trainer.evaluate(test_data, load_best_model=True, model_file=str(work / BEST), show_progress=False)
+    row = final_row(args, history, best_score, lower_keys(best_valid), lower_keys(test), torch.__version__)
     write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k.json", row)
     print(json.dumps(row))
     return 0
 
+
+def best_epoch(history: dict) -> dict:
+    return max(history["epochs"], key=lambda e: e["valid_ndcg@10"])  # first of equals: RecBole's choice
+
+
+def time_to(history: dict, epoch: int) -> float:
+    return round(history["setup_s"] + sum(e["seconds"] for e in history["epochs"] if e["epoch"] <= epoch), 1)
+
+
+def common_fields(args, history: dict) -> dict:
+    return {
+        "system": "RecBole 1.2.1", "model": args.model, "dataset": "ml-100k",
+        "protocol": "leave-one-out, full ranking, history kept",
+        "history": history["epochs"], "sessions": history["sessions"],
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+                    "note": "CPU shared with other jobs"},
+    }
+
+
+def partial_row(args, history: dict) -> dict:
+    best = best_epoch(history)
+    return {**common_fields(args, history), "status": "unfinished", "epochs_completed": len(history["epochs"]),
+            "best_valid_so_far": best, "time_to_best_so_far_s": time_to(history, best["epoch"])}
+
+
+def final_row(args, history: dict, best_score: float, valid: dict, test: dict, torch_version: str) -> dict:
+    best = best_epoch(history)
+    assert abs(best["valid_ndcg@10"] - best_score) < 1e-9, (best, best_score)
+    row = {**common_fields(args, history), "status": "finished", "valid": valid, "test": test,
+           "best_epoch": best["epoch"], "epochs_run": len(history["epochs"]),
+           "time_to_best_s": time_to(history, best["epoch"]), "total_s": time_to(history, history["epochs"][-1]["epoch"])}
+    row["machine"]["torch"] = torch_version
+    return row
 
 
 if __name__ == "__main__":
