@@ -291,10 +291,17 @@ def test_mix_large_enough_to_split_across_threads(cpu_native):
     h = make_leaf(3, 40_001)
     w = torch.randn(3).requires_grad_(True)
     assert_matches(ops.mix, reference.mix, [h, w], atol=1e-4)
+    # bfloat16 keeps the blocked loop (float32 goes to BLAS): split across threads, float sums.
+    h16 = torch.randn(3, 40_001).to(torch.bfloat16)
+    expected = reference.mix(h16.float(), w.detach()).to(torch.bfloat16)
+    torch.testing.assert_close(ops.mix(h16, w.detach()), expected, rtol=1e-2, atol=1e-2)
 
 
-def test_mix_past_the_gemv_threshold(cpu_native):
-    # > 64 MiB of h: the CPU forward hands the blend to BLAS's GEMV.
+def test_mix_below_and_past_the_gemv_threshold(cpu_native):
+    # 16 KiB of h and more: the CPU forward hands the blend to BLAS's GEMV; below, the loop.
+    small = torch.randn(3, 1000)
+    torch.testing.assert_close(ops.mix(small, torch.tensor([0.2, 0.3, 0.5])),
+                               reference.mix(small, torch.tensor([0.2, 0.3, 0.5])))
     h = torch.randn(2, 8_400_000)
     w = torch.tensor([0.3, 0.7])
     torch.testing.assert_close(ops.mix(h, w), reference.mix(h, w))
