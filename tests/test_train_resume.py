@@ -94,3 +94,19 @@ def test_resume_refuses_a_missing_run_and_overwriting_one(tmp_path, capsys):
 
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "no checkpoint to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("min_epochs, epochs_run", [(0, 3), (5, 5)])
+def test_early_stopping_waits_for_min_epochs(tmp_path, monkeypatch, min_epochs, epochs_run):
+    """A validation score that only falls after epoch 1 stops a patience-2 run at epoch 3, or at
+    min_epochs when that is later; the best epoch stays the first either way."""
+    config = build_config(overrides={**OPTIONS, "out": str(tmp_path / "stop"), "checkpoint_every_steps": 0,
+                                     "patience": 2, "min_epochs": min_epochs})
+    trainer = Trainer(config, synthesize("tiny", seed=0), log=lambda m: None)
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01, 0.0])
+    real_validate = trainer._validate
+    monkeypatch.setattr(trainer, "_validate", lambda split="valid": {
+        **real_validate(split), config.metric: next(scores)} if split == "valid" else real_validate(split))
+    result = trainer.fit()
+    assert (result["epochs_run"], result["best_epoch"]) == (epochs_run, 1)
+    assert result["stopped"] == f"no {config.metric} improvement in 2 evaluations"

@@ -321,7 +321,8 @@ class Trainer:
                     self._save_best(valid)
                 else:
                     p.evals_without_improvement += 1
-                    if config.patience and p.evals_without_improvement >= config.patience:
+                    if (config.patience and p.evals_without_improvement >= config.patience
+                            and p.epoch >= config.min_epochs):
                         p.stopped = f"no {config.metric} improvement in {config.patience} evaluations"
             p.elapsed_s = time.perf_counter() - self._origin
             record["elapsed_s"] = round(p.elapsed_s, 3)
