@@ -14,33 +14,25 @@ from .adt_space import INDEPENDENCE_GRID, RECONSTRUCTION_GRID, ADTSpace
 CANDIDATE_EVERY = ("epoch", "batch")
 
 
-@dataclass
-class ADTConfig:
-    """Search options (paper defaults for the evolution; the authors' grids)."""
+@dataclass(frozen=True)
+class ADTConfig(EvolutionConfig):
+    """Search options: the evolution's (paper defaults, inherited) plus ADT's warm-up and the
+    authors' grids."""
 
     warmup_epochs: int = 20
     candidate_every: str = "epoch"  # a new random warm-up candidate every epoch or every batch
-    rounds: int = 10  # evolution rounds after the initial population
-    population: int = 50
-    n_crossover: int = 20
-    n_mutation: int = 20
-    differential_weight: float = 0.5  # F
-    crossover_prob: float = 0.1  # P_c
-    mutation_prob: float = 0.1  # P_m
     reconstruction_grid: tuple[float, ...] = RECONSTRUCTION_GRID
     independence_grid: tuple[float, ...] = INDEPENDENCE_GRID
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # population and the probabilities
         if self.warmup_epochs < 1:
             raise ValueError(f"warmup_epochs must be >= 1, got {self.warmup_epochs}")
         if self.candidate_every not in CANDIDATE_EVERY:
             raise ValueError(f"candidate_every must be one of {CANDIDATE_EVERY}, got {self.candidate_every!r}")
-        self.evolution()  # checks population and the probabilities
 
     def evolution(self) -> EvolutionConfig:
-        return EvolutionConfig(population=self.population, n_crossover=self.n_crossover, n_mutation=self.n_mutation,
-                               differential_weight=self.differential_weight, crossover_prob=self.crossover_prob,
-                               mutation_prob=self.mutation_prob, rounds=self.rounds)
+        return EvolutionConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EvolutionConfig)})
 
     def space(self, num_layers: int) -> ADTSpace:
         return ADTSpace.build(num_layers, self.reconstruction_grid, self.independence_grid)
