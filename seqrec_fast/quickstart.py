@@ -16,9 +16,6 @@ RUNS = Path("runs") / "quickstart"
 SETTINGS = {
     "model": "sasrec", "data": "synthetic:ml-100k", "max_len": 50, "hidden_size": 64, "num_layers": 2,
     "num_heads": 2, "batch_size": 256, "lr": 2e-3, "dropout": 0.2, "attn_dropout": 0.2, "epochs": 40, "patience": 5,
-    # Disjoint windows keep the demo to minutes: the trainer's default ("auto") would overlap them
-    # on a dataset this small, six times the work per epoch (about 40 s on a busy 2-core machine).
-    "window": "sliding",
 }
 
 

@@ -28,7 +28,7 @@ def tiny():
 
 def small_search(out, backbone="sasrec", **search) -> tuple:
     train = build_config(None, {"data": "synthetic:tiny", "out": str(out), "model": backbone, "seed": "3",
-                                "progress": "false", "checkpoint_every_steps": "1", "window": "sliding", **SMALL_MODEL})
+                                "progress": "false", "checkpoint_every_steps": "1", **SMALL_MODEL})
     options = ADTConfig(**{"warmup_epochs": 2, "rounds": 2, "population": 4, "n_crossover": 1, "n_mutation": 1,
                            "reconstruction_grid": (0.0, 1e-3, 1e-2), "independence_grid": (0.0, 1e-3, 2e-3),
                            **search})

@@ -40,7 +40,6 @@ def test_backbone_beats_popularity(name, tiny, popularity_test_metrics, tmp_path
     config = build_config(overrides={
         "model": name, "out": str(tmp_path / name), "max_len": 20, "hidden_size": 32, "inner_size": 64,
         "num_heads": 2, "num_layers": 2, "dilations": "1,2", "dropout": 0.1, "attn_dropout": 0.1, "batch_size": 64, "lr": 3e-3, "epochs": EPOCHS[name],
-        "window": "sliding",  # the epoch budgets above were set for disjoint windows
         "eval_every": EPOCHS[name], "progress": False, "seed": 0})
     result = Trainer(config, tiny, log=lambda message: None).fit()
     assert result["test"]["ndcg@10"] > popularity_test_metrics["ndcg@10"], (result["test"], popularity_test_metrics)

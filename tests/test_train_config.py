@@ -29,6 +29,7 @@ def test_yaml_then_overrides(tmp_path):
     ("loss", "softmax", "config key 'loss': unknown value 'softmax'"),
     ("hidden_sise", "64", "unknown option 'hidden_sise' (did you mean hidden_size?)"),
     ("batch_size", "0", "config key 'batch_size': expected a positive integer"),
+    ("min_epochs", "-1", "config key 'min_epochs': expected a non-negative integer"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):

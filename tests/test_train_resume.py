@@ -19,7 +19,7 @@ from seqrec_fast.train.trainer import Trainer, TrainingDiverged
 
 OPTIONS = {"model": "sasrec", "data": "synthetic:tiny", "max_len": 20, "hidden_size": 16, "inner_size": 32,
            "num_heads": 2, "batch_size": 64, "epochs": 8, "patience": 0, "checkpoint_every_steps": 3,
-           "threads": 1, "seed": 3, "progress": False, "window": "sliding"}  # 9 batches per epoch
+           "threads": 1, "seed": 3, "progress": False}
 
 
 def cli_args(options: dict) -> list[str]:

@@ -63,12 +63,9 @@ class TrainConfig:
     batch_size: int = 256  # global: split across ranks under torchrun
     # Training windows (data.TrainLoaderConfig): "stride" ends a window of max_len items every
     # `stride` items with targets on its last `stride` positions, so each target sees a long
-    # context as in evaluation; "sliding" cuts disjoint windows; "last" keeps one per user;
-    # "auto" is "sliding" unless that gives an epoch fewer than `min_epoch_steps` optimizer
-    # steps, then the largest stride that gives that many (train/windows.py says why).
-    window: str = field(default="auto", metadata=_choices("auto", "sliding", "stride", "last"))
+    # context as in evaluation; "sliding" cuts disjoint windows; "last" keeps one per user.
+    window: str = field(default="sliding", metadata=_choices("sliding", "stride", "last"))
     stride: int = 10  # window="stride" only; capped at max_len
-    min_epoch_steps: int = 64  # window="auto" only
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     # evaluation and model selection
     eval_every: int = 1  # epochs between validation runs
@@ -258,7 +255,7 @@ def validate(config: TrainConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key {key!r}: expected a positive integer, got {value}")
-    for key in ("min_epoch_steps", "min_epochs", "patience", "warmup_steps"):
+    for key in ("min_epochs", "patience", "warmup_steps"):
         if getattr(config, key) < 0:
             raise ConfigError(f"config key {key!r}: expected a non-negative integer, got {getattr(config, key)}")
     for key in ("lr", "weight_decay", "clip_grad_norm", "dropout", "attn_dropout", "mask_prob"):

@@ -26,7 +26,6 @@ from .checkpoint import atomic_write_text, capture_rng_state, load_checkpoint, r
 from .config import TrainConfig, to_yaml
 from .evaluation import evaluate, protocol_label
 from .losses import loss_spec, proposal_log_probabilities
-from .windows import resolve_windows
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
@@ -162,12 +161,11 @@ class Trainer:
         if self.world > 1:
             self.train_module = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.windows = resolve_windows(config, dataset, self.model.objective)
         self.train_loader = dataset.train_loader(
             batch_size=config.batch_size // self.world, max_len=config.model.max_len, mode=self.model.objective,
             n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
-            window=self.windows.window, stride=self.windows.stride, seed=config.seed, rank=self.rank,
-            world_size=self.world, num_threads=config.loader_threads, shuffle=True)
+            window=config.window, stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
+            num_threads=config.loader_threads, shuffle=True)
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
             raise ValueError(f"the training split gives no batch of size {config.batch_size // self.world}")
@@ -305,8 +303,6 @@ class Trainer:
         ``select=False`` trains for the whole epoch budget without validation, model selection
         or test (a supernet's warm-up): the result is the last weights."""
         config, p = self.config, self.progress
-        if distributed.is_main():
-            self.log(f"training windows: {self.windows.label}; {self.steps_per_epoch} steps per epoch")
         while p.epoch < config.epochs and not p.stopped:
             epoch_started = time.perf_counter()
             loss = self._train_epoch(p.epoch)
@@ -358,7 +354,6 @@ class Trainer:
             "time_to_best_s": round(p.time_to_best_s, 3),
             "elapsed_s": round(p.elapsed_s, 3),
             "train_samples_per_s": round(p.samples / p.train_s, 1) if p.train_s else 0.0,
-            "windows": self.windows.label,
             "world_size": self.world,
             "device": str(self.device),
             "run_dir": str(self.run_dir),
