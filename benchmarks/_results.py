@@ -14,6 +14,10 @@ except ImportError:  # RecBole's own virtualenv (recbole_baseline.py) has no seq
     from seqrec_fast.atomic_io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The command line beside this interpreter (a virtualenv's, even when it is not activated), else
+# the one on PATH.
+_BESIDE = Path(sys.executable).with_name("seqrec-fast")
+CLI = str(_BESIDE) if _BESIDE.exists() else "seqrec-fast"
 
 
 def cpu_name() -> str:

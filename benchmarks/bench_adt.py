@@ -24,14 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from _results import RESULTS, machine, write_result
+from _results import CLI, RESULTS, machine, write_result
 
 PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-heads", "2", "--batch-size", "256", "--lr", "1e-3"]
 VARIANTS = ("backbone", "adt", "twice_layers")
 METRICS = ("ndcg@10", "hr@10")
-# The command beside this interpreter (a virtualenv's), else the one on PATH.
-CLI = str(Path(sys.executable).with_name("seqrec-fast")) if Path(sys.executable).with_name("seqrec-fast").exists() \
-    else "seqrec-fast"
 
 
 def run_json(command: list[str], log: Path) -> dict:

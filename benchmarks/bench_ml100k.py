@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _results import RESULTS, machine, write_result
+from _results import CLI, RESULTS, machine, write_result
 
 PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
             "--batch-size", "256", "--lr", "1e-3", "--no-filter-history"]
@@ -31,7 +31,7 @@ MODELS = ("sasrec", "bert4rec", "nextitnet", "gru4rec", "stosa")
 
 def run_model(model: str, data: str, out_root: Path, nice: int, extra: list[str]) -> dict:
     loss = ["--loss", "ce"] if model != "stosa" else []
-    command = ["seqrec-fast", "train", "--model", model, "--data", data, "--out", str(out_root / model), *PROTOCOL,
+    command = [CLI, "train", "--model", model, "--data", data, "--out", str(out_root / model), *PROTOCOL,
                *loss, "--no-progress", "--json", *extra]
     if nice:
         command = ["nice", "-n", str(nice), *command]
@@ -76,7 +76,7 @@ def finished_or_interrupted_result(run_dir: Path) -> dict:
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evaluated = [r for r in records if "valid" in r]
     best = max(evaluated, key=lambda r: r["valid"]["ndcg@10"])
-    evaluation = subprocess.run(["seqrec-fast", "evaluate", str(run_dir), "--split", "test", "--json"],
+    evaluation = subprocess.run([CLI, "evaluate", str(run_dir), "--split", "test", "--json"],
                                 capture_output=True, text=True, check=True)
     test = json.loads(evaluation.stdout.strip().splitlines()[-1])
     import yaml

@@ -25,11 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _results import RESULTS, machine, write_result
+from _results import CLI, RESULTS, machine, write_result
 from bench_ml100k import PROTOCOL
-
-CLI = str(Path(sys.executable).with_name("seqrec-fast")) if Path(sys.executable).with_name("seqrec-fast").exists() \
-    else "seqrec-fast"
 
 
 def variant_options(variant: str) -> list[str]:
