@@ -21,7 +21,11 @@ but the data loader's shuffling RNG, so its batches differ from an uninterrupted
 distribution). The time to the best epoch is the setup time plus the summed per-epoch training
 and validation seconds up to it, whatever the interruptions. Writes
 benchmarks/results/recbole_<model>_ml-100k.json once early stopping ends the run, and
-recbole_<model>_ml-100k_partial.json (validation history so far) until then."""
+recbole_<model>_ml-100k_partial.json (validation history so far) until then.
+
+A session's machine does not outlive it, so an unfinished run's state (history.json, last.pth,
+best.pth: about 5 MB) is committed under benchmarks/results/recbole_state/<model>_ml-100k/;
+the next session copies that folder to its --work-dir and continues with --resume."""
 
 from __future__ import annotations
 
