@@ -1,9 +1,13 @@
-"""What every benchmark script shares: the machine's description and atomic JSON results."""
+"""What every benchmark script shares: the machine's description, atomic JSON results and running
+one documented --json command."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +22,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # the one on PATH.
 _BESIDE = Path(sys.executable).with_name("seqrec-fast")
 CLI = str(_BESIDE) if _BESIDE.exists() else "seqrec-fast"
+
+
+def run_json(command: list[str], log: Path) -> dict:
+    """Runs a --json command, its stderr (progress, epochs) appended to ``log``; returns its result."""
+    with log.open("a") as err:
+        err.write(f"$ {shlex.join(command)}\n")
+        err.flush()
+        completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"failed ({completed.returncode}): {shlex.join(command)}; see {log}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def cpu_name() -> str:

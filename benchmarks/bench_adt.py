@@ -19,27 +19,15 @@ import argparse
 import json
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _results import CLI, RESULTS, machine, write_result
+from _results import CLI, RESULTS, machine, run_json, write_result
 
 PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-heads", "2", "--batch-size", "256", "--lr", "1e-3"]
 VARIANTS = ("backbone", "adt", "twice_layers")
 METRICS = ("ndcg@10", "hr@10")
-
-
-def run_json(command: list[str], log: Path) -> dict:
-    """Runs a --json command, its stderr (progress, epochs) appended to ``log``; returns its result."""
-    with log.open("a") as err:
-        err.write(f"$ {shlex.join(command)}\n")
-        err.flush()
-        completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
-    if completed.returncode != 0:
-        raise SystemExit(f"failed ({completed.returncode}): {shlex.join(command)}; see {log}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 class Ablation:

@@ -21,11 +21,10 @@ import json
 import re
 import shlex
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from _results import CLI, RESULTS, machine, write_result
+from _results import CLI, RESULTS, machine, run_json, write_result
 from bench_ml100k import PROTOCOL
 
 
@@ -43,28 +42,24 @@ def slug(variant: str) -> str:
 
 def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
     run_dir = Path(args.out) / f"{slug(variant)}_seed{seed}"
-    if not (run_dir / "result.json").is_file():
+    if (run_dir / "result.json").is_file():
+        result = json.loads((run_dir / "result.json").read_text())
+    else:
         if (run_dir / "checkpoints").is_dir():  # interrupted: it resumes with its own config
             command = [CLI, "train", "--out", str(run_dir), "--resume", "--json"]
         else:
             command = [CLI, "train", "--model", "sasrec", "--data", args.data, "--out", str(run_dir), *PROTOCOL,
                        "--loss", "ce", "--no-progress", "--json", "--threads", str(args.threads), "--seed", str(seed),
                        *variant_options(variant)]
-        with (Path(args.out) / f"{slug(variant)}_seed{seed}.log").open("a") as log:
-            log.write(f"$ {shlex.join(command)}\n")
-            log.flush()
-            completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True)
-        if completed.returncode != 0:
-            raise SystemExit(f"{variant} seed {seed} failed ({completed.returncode}); see {log.name}")
-    result = json.loads((run_dir / "result.json").read_text())
-    return {"variant": variant, "seed": seed, "windows": result.get("windows") or windows_of(run_dir),
+        result = run_json(command, Path(args.out) / f"{slug(variant)}_seed{seed}.log")
+    return {"variant": variant, "seed": seed, "windows": windows_of(run_dir),
             "valid_ndcg@10": result["valid"]["ndcg@10"], "test_ndcg@10": result["test"]["ndcg@10"],
             "test_hr@10": result["test"]["hr@10"], "best_epoch": result["best_epoch"],
             "time_to_best_s": result["time_to_best_s"], "train_samples_per_s": result["train_samples_per_s"]}
 
 
 def windows_of(run_dir: Path) -> str:
-    """The windows a run used, from its config (runs older than the result's "windows" field)."""
+    """The windows a run trained on, from its resolved config."""
     import yaml
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
