@@ -24,8 +24,9 @@ benchmarks/results/recbole_<model>_ml-100k.json once early stopping ends the run
 recbole_<model>_ml-100k_partial.json (validation history so far) until then.
 
 A session's machine does not outlive it, so an unfinished run's state (history.json, last.pth,
-best.pth: about 5 MB) is committed under benchmarks/results/recbole_state/<model>_ml-100k/;
-the next session copies that folder to its --work-dir and continues with --resume."""
+best.pth: about 5 MB) can be committed and copied to the next session's --work-dir, which
+continues with --resume (the SASRec row was made that way over three sessions; its state was
+removed once the run finished)."""
 
 from __future__ import annotations
 

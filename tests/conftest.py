@@ -21,6 +21,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def tiny():
+    """The `tiny` synthetic preset, seed 0 (read-only: tests must not change it)."""
+    from seqrec_fast.data import synthesize
+
+    return synthesize("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
     """The real MovieLens-100K (RecBole atomic files) beside the checkout; skipped if absent."""
     path = SHARED_DATA / "ml-100k"

@@ -12,18 +12,12 @@ import torch
 from seqrec_fast.algorithms import adt
 from seqrec_fast.algorithms.adt_options import ADTConfig, parse_adt_options
 from seqrec_fast.algorithms.adt_space import ADTSpace
-from seqrec_fast.data import synthesize
 from seqrec_fast.models import ModelConfig, build_model
 from seqrec_fast.nas.grid_supernet import CopiedGridBlock, FusedTransformerGridBlock, set_coordinates, to_grid_supernet
 from seqrec_fast.nas.search_run import SearchRun
 from seqrec_fast.train.config import build_config
 
 SMALL_MODEL = {"hidden_size": "16", "num_heads": "2", "inner_size": "32", "max_len": "10"}
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return synthesize("tiny", seed=0)
 
 
 def small_search(out, backbone="sasrec", **search) -> tuple:

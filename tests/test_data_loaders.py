@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from seqrec_fast.data import from_interactions, synthesize
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return synthesize("tiny", seed=0)
+from seqrec_fast.data import from_interactions
 
 
 def all_batches(loader, epoch=0, start_batch=0):

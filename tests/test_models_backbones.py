@@ -93,3 +93,26 @@ def test_bert4rec_ranks_with_the_mask_token_appended_within_max_len():
 def test_sequence_longer_than_max_len_is_rejected():
     with pytest.raises(ValueError, match="max_len"):
         small_model("sasrec", max_len=4)(torch.ones(1, 6, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("last", [1, 3, LENGTH, LENGTH + 5])
+def test_forward_last_is_the_sliced_forward_with_its_gradients(name, last):
+    # Transformers compute their final block at the last positions only; the values and every
+    # parameter's gradient must be those of the full forward, sliced (padding rows included).
+    model = small_model(name)
+    inputs = left_padded(random_rows(4) + [[]], LENGTH)
+    inputs[-1, -1] = 7  # a row that is all padding but its last position
+    full = model(inputs)[:, -last:]
+    assert full.shape[1] == min(last, LENGTH)
+    weights = torch.randn(full.shape, generator=torch.Generator().manual_seed(5))
+    (full * weights).sum().backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    part = model.forward_last(inputs, last)
+    torch.testing.assert_close(part, full, rtol=1e-5, atol=1e-6)
+    (part * weights).sum().backward()
+    got = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert got.keys() == expected.keys()
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-4, atol=1e-6, msg=n)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqrec_fast.data import synthesize
 from seqrec_fast.models import MODELS
 from seqrec_fast.train.config import build_config
 from seqrec_fast.train.evaluation import Popularity, evaluate
@@ -22,11 +21,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return synthesize("tiny", seed=0)
 
 
 @pytest.fixture(scope="module")

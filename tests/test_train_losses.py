@@ -89,3 +89,33 @@ def test_stosa_loss_is_finite_and_differentiable():
     loss = LOSSES["stosa"].fn(model, hidden, torch.randint(1, 31, (24,)), torch.randint(1, 31, (24, 2)))
     loss.backward()
     assert torch.isfinite(loss) and model.item_mean.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("model_name,loss", [("sasrec", "ce"), ("sasrec", "bce"), ("bert4rec", "ce")])
+def test_strided_training_step_computes_the_target_positions_only(tiny, model_name, loss):
+    # With strided windows the step runs the model's final layer at the window's last `stride`
+    # positions only (forward_last); the loss and its gradients must not change.
+    from seqrec_fast.train.config import TrainConfig
+    from seqrec_fast.train.trainer import TrainingStep
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=model_name, hidden_size=16, num_heads=2, max_len=10, inner_size=32,
+                                    dropout=0.0, attn_dropout=0.0), tiny.n_items).eval()
+    strided = TrainConfig(model=model.config, loss=loss, window="stride", stride=3)
+    assert strided.loader_stride() == 3
+    loader = tiny.train_loader(batch_size=32, max_len=10, mode=model.objective, window="stride", stride=3,
+                               n_negatives=strided.resolved_negatives(), seed=0)
+    batch = next(iter(loader.epoch(0)))
+    tensors = [torch.from_numpy(batch[k]).long() if k in batch else None for k in ("inputs", "targets", "negatives")]
+    losses, grads = [], []
+    for config in (strided, TrainConfig(model=model.config, loss=loss, window="sliding")):
+        step = TrainingStep(model, config, log_q=None)
+        assert step.target_span == config.loader_stride()
+        value = step(*tensors)
+        losses.append(value)
+        grads.append(torch.autograd.grad(value, list(model.parameters()), allow_unused=True))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    for pruned, full in zip(*grads):
+        assert (pruned is None) == (full is None)
+        if full is not None:
+            torch.testing.assert_close(pruned, full, rtol=1e-4, atol=1e-6)

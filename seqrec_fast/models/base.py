@@ -55,9 +55,15 @@ class SequentialRecommender(nn.Module):
         scores = hidden @ weight.t()
         return scores if bias is None else scores + bias
 
+    def forward_last(self, inputs: Tensor, last: int) -> Tensor:
+        """``forward(inputs)[:, -last:]``, for a loss whose targets sit on the last ``last``
+        positions only (strided windows) and for ranking the next item. Backbones whose final
+        layer can skip the other positions override it to do so."""
+        return self(inputs)[:, -last:]
+
     def next_item_hidden(self, inputs: Tensor) -> Tensor:
         """Representation [B, D] that ranks the item following each sequence."""
-        return self(inputs)[:, -1]
+        return self.forward_last(inputs, 1)[:, -1]
 
     @torch.no_grad()
     def predict(self, inputs: Tensor) -> Tensor:

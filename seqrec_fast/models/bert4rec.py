@@ -35,10 +35,13 @@ class BERT4Rec(SequentialRecommender):
     def forward(self, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
 
+    def forward_last(self, inputs: Tensor, last: int) -> Tensor:
+        return self.head(self.encoder(inputs, min(last, inputs.shape[1])))
+
     def output_embedding(self):
         weight = self.encoder.embedding.items.weight[: self.n_items + 1] if self.output_items is None else self.output_items.weight
         return weight, self.output_bias
 
     def next_item_hidden(self, inputs: Tensor) -> Tensor:
         mask_column = torch.full_like(inputs[:, :1], self.mask_token)
-        return self(torch.cat([inputs, mask_column], dim=1)[:, -self.config.max_len:])[:, -1]
+        return self.forward_last(torch.cat([inputs, mask_column], dim=1)[:, -self.config.max_len:], 1)[:, -1]

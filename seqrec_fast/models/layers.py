@@ -8,6 +8,7 @@ a real position (padded keys are masked; positions are counted from the first re
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import Dropout  # the native one-pass dropout; re-exported for the backbones
@@ -42,9 +43,19 @@ class MultiHeadAttention(nn.Module):
         self.out = nn.Linear(hidden_size, hidden_size)
         self.attn_dropout = Dropout(attn_dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, last: int | None = None) -> Tensor:
+        """``last``: only the last ``last`` positions query (output [B, last, d]); every position
+        is still a key and a value."""
         batch, length, hidden = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        if last is None:
+            q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        else:
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, -last:], weight[:hidden], bias[:hidden])
+            q = q.view(batch, last, self.num_heads, -1).transpose(1, 2)
+            k, v = F.linear(x, weight[hidden:], bias[hidden:]).view(batch, length, 2, self.num_heads, -1).permute(
+                2, 0, 3, 1, 4)
+            mask, length = mask[..., -last:, :], last
         context = attention(q, k, v, mask, self.attn_dropout)
         return self.out(context.transpose(1, 2).reshape(batch, length, hidden))
 
@@ -99,8 +110,11 @@ class TransformerBlock(nn.Module):
         self.feed_forward = FeedForward(hidden_size, inner_size)
         self.feed_forward_residual = Residual(hidden_size, dropout, scaled)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = self.attention_residual(x, self.attention(x, mask))
+    def forward(self, x: Tensor, mask: Tensor, last: int | None = None) -> Tensor:
+        """``last``: compute the block's output at the last ``last`` positions only ([B, last, d]),
+        which is all a final block owes a loss whose targets sit there."""
+        attended = self.attention(x, mask, last)
+        x = self.attention_residual(x if last is None else x[:, -last:], attended)
         return self.feed_forward_residual(x, self.feed_forward(x))
 
 
@@ -158,10 +172,15 @@ class TransformerEncoder(nn.Module):
             for _ in range(config.num_layers)
         )
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, last: int | None = None) -> Tensor:
+        """[B, L, d], or with ``last`` the last ``last`` positions only, [B, last, d]: the final
+        block then forms queries, feed-forward and norms for those positions alone (a supernet's
+        replacement blocks compute every position and are sliced)."""
         valid = inputs > 0
         mask = attention_mask(valid, causal=self.causal)
         x = self.embedding(inputs, valid)
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
+            if last is not None and index == len(self.blocks) - 1 and isinstance(block, TransformerBlock):
+                return block(x, mask, last)
             x = block(x, mask)
-        return x
+        return x if last is None else x[:, -last:]

@@ -23,6 +23,9 @@ class SASRec(SequentialRecommender):
     def forward(self, inputs: Tensor) -> Tensor:
         return self.encoder(inputs)
 
+    def forward_last(self, inputs: Tensor, last: int) -> Tensor:
+        return self.encoder(inputs, min(last, inputs.shape[1]))
+
     def output_embedding(self):
         table = self.encoder.embedding.items if self.output_items is None else self.output_items
         return table.weight, None

@@ -61,9 +61,19 @@ class TrainingStep(nn.Module):
         self.options = {"fused": config.fused_ce, "n_items": model.n_items, "gbce_t": config.gbce_t,
                         "pvn_weight": config.pvn_weight}
         self.register_buffer("log_q", log_q, persistent=False)
+        # Strided windows put every target on a window's last `stride` positions: the model then
+        # computes its final layer there only. Auxiliary losses read the whole forward, so not
+        # with them.
+        self.target_span = config.loader_stride() if auxiliary is None else None
 
     def forward(self, inputs: Tensor, targets: Tensor, negatives: Tensor | None) -> Tensor:
-        hidden = self.model(inputs)
+        span = self.target_span
+        if span is not None and span < inputs.shape[1]:
+            hidden = self.model.forward_last(inputs, span)
+            targets = targets[:, -span:]
+            negatives = None if negatives is None else negatives[:, -span:]
+        else:
+            hidden = self.model(inputs)
         has_target = targets > 0
         if negatives is not None:
             negatives = negatives[has_target]
