@@ -8,7 +8,8 @@ and std over seeds, with the search and retrain wall times.
 Every run is one of the documented commands (`seqrec-fast train`, `search adt`, `retrain`, each
 with --json) in its own process, under the same protocol as benchmarks/bench_ml100k.py (max_len
 50, hidden 64, 2 layers, 2 heads, batch 256, lr 1e-3, early stopping on validation NDCG@10; CE,
-STOSA its own loss) except that the user's history is filtered, the library's default. Runs that
+STOSA its own loss) except that the user's history is filtered, the library's default, and that
+every variant trains on disjoint windows (as ADT does; SASRec's own default is strided). Runs that
 finished are read back when the script is started again with the same --out, interrupted ones
 resume, so the script can be stopped at any point. Prints a table and writes
 benchmarks/results/adt_<dataset>_<backbone>.json."""
@@ -25,7 +26,10 @@ from pathlib import Path
 
 from _results import CLI, RESULTS, machine, run_json, write_result
 
-PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-heads", "2", "--batch-size", "256", "--lr", "1e-3"]
+# Disjoint windows for every variant: the ADT search and retrain use them (its objectives read
+# every position), so the plain backbones must too for the comparison to isolate ADT.
+PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-heads", "2", "--batch-size", "256", "--lr", "1e-3",
+            "--window", "sliding"]
 VARIANTS = ("backbone", "adt", "twice_layers")
 METRICS = ("ndcg@10", "hr@10")
 

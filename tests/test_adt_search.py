@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from seqrec_fast.algorithms import adt
 from seqrec_fast.algorithms.adt_options import ADTConfig, parse_adt_options
@@ -22,7 +23,8 @@ SMALL_MODEL = {"hidden_size": "16", "num_heads": "2", "inner_size": "32", "max_l
 
 def small_search(out, backbone="sasrec", **search) -> tuple:
     train = build_config(None, {"data": "synthetic:tiny", "out": str(out), "model": backbone, "seed": "3",
-                                "progress": "false", "checkpoint_every_steps": "1", **SMALL_MODEL})
+                                "progress": "false", "checkpoint_every_steps": "1", **SMALL_MODEL},
+                         default_window="sliding")  # as `seqrec-fast search adt` does
     options = ADTConfig(**{"warmup_epochs": 2, "rounds": 2, "population": 4, "n_crossover": 1, "n_mutation": 1,
                            "reconstruction_grid": (0.0, 1e-3, 1e-2), "independence_grid": (0.0, 1e-3, 2e-3),
                            **search})
@@ -200,6 +202,8 @@ def test_search_and_retrain_commands_print_json_and_refuse_bad_options(tmp_path,
         searched = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert searched["algorithm"] == "adt" and searched["metric"] == "ndcg@10"
         assert len(searched["architecture"]["reconstruction"]) == 2 and searched["evaluations"] >= 3
+        # the objectives read every position: disjoint windows, not SASRec's strided default
+        assert yaml.safe_load((out / "config.yaml").read_text())["train"]["window"] == "sliding"
         with pytest.raises(SystemExit):  # retraining takes the search's own configuration
             main(["retrain", str(out), "--json", "--epochs", "1"])
         assert "retrain takes no training options" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seqrec_fast.cli import main
-from seqrec_fast.train.config import ConfigError, build_config, to_yaml
+from seqrec_fast.train.config import ConfigError, TrainConfig, build_config, to_yaml
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -67,3 +67,15 @@ def test_dropout_defaults_come_from_the_backbone():
     assert (build_config(overrides={"model": "sasrec"}).model.dropout) == 0.5  # RecBole's SASRec
     assert (build_config(overrides={"model": "nextitnet"}).model.dropout) == 0.0
     assert build_config(overrides={"model": "sasrec", "dropout": "0.1"}).model.dropout == 0.1
+
+
+def test_training_windows_default_to_the_backbones():
+    sasrec = build_config(overrides={"model": "sasrec"})
+    assert (sasrec.window, sasrec.loader_stride()) == ("stride", 5)  # written resolved to config.yaml
+    assert build_config(overrides={"model": "bert4rec"}).window == "sliding"
+    assert build_config(overrides={"model": "sasrec", "window": "sliding"}).loader_stride() is None
+    assert build_config(overrides={"model": "sasrec", "max_len": "3"}).loader_stride() == 3  # capped
+    assert build_config(overrides={"model": "sasrec"}, default_window="sliding").window == "sliding"
+    assert build_config(overrides={"model": "sasrec", "window": "last"}, default_window="sliding").window == "last"
+    unresolved = TrainConfig()  # built in code, not through build_config
+    assert unresolved.window == "" and unresolved.resolved_window() == "stride"

@@ -16,6 +16,7 @@ the warm-up are a function of (seed, epoch[, batch]), so they need no state of t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +108,8 @@ def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False
     """Runs (or resumes) the whole search into ``train.out``."""
     log = log or (lambda message: print(message, file=sys.stderr))
     check_backbone(train)
+    if not train.window:  # the objectives read every position: disjoint windows (see commands.py)
+        train = dataclasses.replace(train, window="sliding")
     space = options.space(train.model.num_layers)
     run = SearchRun(train.out)
     settings = {"algorithm": ALGORITHM, "search": options.to_dict(), "train": _yaml_dict(train)}

@@ -25,6 +25,8 @@ class SequentialRecommender(nn.Module):
     causal: ClassVar[bool] = True
     #: loss used when the config names none
     default_loss: ClassVar[str] = "ce"
+    #: training windows when the config names none (see TrainConfig.window)
+    default_window: ClassVar[str] = "sliding"
     #: (dropout, attn_dropout) when the config leaves them at -1: the reference settings
     default_dropout: ClassVar[tuple[float, float]] = (0.2, 0.2)
 

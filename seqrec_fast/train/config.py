@@ -63,9 +63,11 @@ class TrainConfig:
     batch_size: int = 256  # global: split across ranks under torchrun
     # Training windows (data.TrainLoaderConfig): "stride" ends a window of max_len items every
     # `stride` items with targets on its last `stride` positions, so each target sees a long
-    # context as in evaluation; "sliding" cuts disjoint windows; "last" keeps one per user.
-    window: str = field(default="sliding", metadata=_choices("sliding", "stride", "last"))
-    stride: int = 10  # window="stride" only; capped at max_len
+    # context as in evaluation; "sliding" cuts disjoint windows; "last" keeps one per user;
+    # "" -> the backbone's default (``default_window``: strided for SASRec, whose final block
+    # then runs at the target positions only; see README, Training windows).
+    window: str = field(default="", metadata=_choices("", "sliding", "stride", "last"))
+    stride: int = 5  # window="stride" only; capped at max_len
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     # evaluation and model selection
     eval_every: int = 1  # epochs between validation runs
@@ -97,9 +99,14 @@ class TrainConfig:
 
         return LOSSES[self.resolved_loss()].default_negatives if self.n_negatives < 0 else self.n_negatives
 
+    def resolved_window(self) -> str:
+        from ..models import MODELS
+
+        return self.window or MODELS[self.model.name].default_window
+
     def loader_stride(self) -> int | None:
         """The loader's `stride` option: set for window "stride" only, at most max_len."""
-        return min(self.stride, self.model.max_len) if self.window == "stride" else None
+        return min(self.stride, self.model.max_len) if self.resolved_window() == "stride" else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,8 +234,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then the overrides; validated."""
+def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                 default_window: str = "") -> TrainConfig:
+    """Defaults, then the YAML file, then the overrides; validated. A window that neither names
+    becomes ``default_window``, or else the backbone's own."""
     config = TrainConfig()
     if yaml_path is not None:
         for key, value in load_yaml(yaml_path).items():
@@ -241,6 +250,7 @@ def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] 
     from ..models import resolve_defaults
 
     config.model = resolve_defaults(config.model)  # the run's config.yaml shows the values used
+    config.window = config.window or default_window or config.resolved_window()
     validate(config)
     return config
 

@@ -174,7 +174,7 @@ class Trainer:
         self.train_loader = dataset.train_loader(
             batch_size=config.batch_size // self.world, max_len=config.model.max_len, mode=self.model.objective,
             n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
-            window=config.window, stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
+            window=config.resolved_window(), stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
             num_threads=config.loader_threads, shuffle=True)
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
