@@ -126,13 +126,11 @@ def main() -> int:
         runs = [(result["model"], lambda: row_from_run(result["model"], result, command, result["elapsed_s"], run_dir))]
     else:
         runs = [(m, lambda m=m: run_model(m, args.data, out_root, args.nice, args.extra)) for m in args.models.split(",")]
-    rows = []
     for model, make_row in runs:
         row = make_row()
         if args.note:
             row["note"] = args.note
         write_result(RESULTS / f"ml100k_{model}.json", row)
-        rows.append(row)
         print(f"{model:<10} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
               f"best epoch {row['best_epoch']:>3}  {row['time_to_best_s']:7.1f} s to best", flush=True)
     compare_with_recbole()

@@ -40,6 +40,9 @@ from .adt_space import ADTSpace, LossWeights
 
 ALGORITHM = "adt"
 BACKBONES = ("sasrec", "bert4rec", "stosa")  # Transformer backbones with attention heads
+# Training windows when the options name none: the objectives read every position, so strided
+# windows could not prune the final block and would cost a full forward per window.
+WINDOW = "sliding"
 
 
 # ----------------------------------------------------------------------------- auxiliary losses
@@ -108,8 +111,8 @@ def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False
     """Runs (or resumes) the whole search into ``train.out``."""
     log = log or (lambda message: print(message, file=sys.stderr))
     check_backbone(train)
-    if not train.window:  # the objectives read every position: disjoint windows (see commands.py)
-        train = dataclasses.replace(train, window="sliding")
+    if not train.window:  # a TrainConfig built in code, not through build_config
+        train = dataclasses.replace(train, window=WINDOW)
     space = options.space(train.model.num_layers)
     run = SearchRun(train.out)
     settings = {"algorithm": ALGORITHM, "search": options.to_dict(), "train": _yaml_dict(train)}

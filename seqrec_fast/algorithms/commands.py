@@ -88,9 +88,7 @@ def run_search(args: argparse.Namespace) -> int:
                               f"{', '.join('--' + k.replace('_', '-') for k in shown)}")
             train, options = adt.load_search_config(SearchRun(out))
         else:
-            # The ADT objectives read every position, so strided windows would cost their full
-            # forward per window: the search trains on disjoint windows unless told otherwise.
-            train = build_config(args.config, train_overrides, default_window="sliding")
+            train = build_config(args.config, train_overrides, default_window=adt.WINDOW)
             options = parse_adt_options(search_overrides)
             if not train.out:
                 return _error("no run directory: pass --out RUN_DIR")
