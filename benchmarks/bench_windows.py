@@ -1,15 +1,16 @@
-"""Training windows for SASRec on ml-100k under RecBole's protocol: disjoint ("sliding", the
-default) windows against overlapping ones ("stride K": a window every K items, targets on its
-last K positions), over seeds.
+"""Training windows for SASRec on ml-100k under RecBole's protocol: disjoint windows ("sliding")
+against overlapping ones ("stride K", SASRec's default with K = 5: a window every K items,
+targets on its last K positions), over seeds.
 
     python benchmarks/bench_windows.py --data ../shared/data/ml-100k --out /tmp/windows \\
-        [--variants "sliding;stride 5;stride 6"] [--seeds 42,1,2] [--threads 1]
+        [--variants "sliding;stride 5;stride 5, 256 windows"] [--seeds 42,1,2] [--threads 1]
 
 Every run is the documented command of benchmarks/bench_ml100k.py (`seqrec-fast train --model
 sasrec ... --no-filter-history --json`) plus the variant's options: a variant is "sliding",
-"stride K" or any train options ("--window sliding --batch-size 32"). ml-100k in disjoint
-windows of 50 is 10 batches of 256 per epoch; stride K multiplies the batches by about 50 / K
-with the same targets per epoch. Finished runs are read back when the script is started again
+"stride K", "stride K, N windows" (N windows of K targets per batch: --batch-size N*K) or any
+train options ("--window sliding --batch-size 32"). ml-100k in disjoint windows of 50 is 10
+batches of 256 sequences per epoch; with stride K, --batch-size counts targets, so an epoch has
+about 390 batches of 256 // K windows whatever K is. Finished runs are read back when the script is started again
 with the same --out, so it can be stopped and restarted. Prints a table (valid and test
 NDCG@10, mean and std over seeds) and writes benchmarks/results/ml100k_sasrec_windows.json.
 Model selection is on validation only; the test column is what that selection gives."""
@@ -31,8 +32,10 @@ from bench_ml100k import PROTOCOL
 def variant_options(variant: str) -> list[str]:
     if variant == "sliding":
         return ["--window", variant]
-    if match := re.fullmatch(r"stride (\d+)", variant):
-        return ["--window", "stride", "--stride", match.group(1)]
+    if match := re.fullmatch(r"stride (\d+)(?:, (\d+) windows)?", variant):
+        stride, windows = match.groups()
+        batch = ["--batch-size", str(int(windows) * int(stride))] if windows else []
+        return ["--window", "stride", "--stride", stride, *batch]
     return shlex.split(variant)
 
 
@@ -74,7 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True, help="run directories (reused: finished runs are read back)")
-    parser.add_argument("--variants", default="sliding;stride 5;stride 6", help="';'-separated")
+    parser.add_argument("--variants", default="sliding;stride 5;stride 5, 256 windows", help="';'-separated")
     parser.add_argument("--seeds", default="42,1,2", type=lambda text: [int(s) for s in text.split(",")])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--note", default="")

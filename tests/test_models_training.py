@@ -38,3 +38,15 @@ def test_backbone_beats_popularity(name, tiny, popularity_test_metrics, tmp_path
     result = Trainer(config, tiny, log=lambda message: None).fit()
     assert result["test"]["ndcg@10"] > popularity_test_metrics["ndcg@10"], (result["test"], popularity_test_metrics)
     assert result["test"]["hr@10"] > popularity_test_metrics["hr@10"]
+
+
+def test_strided_batches_hold_batch_size_targets(tiny, tmp_path):
+    config = build_config(overrides={
+        "model": "sasrec", "out": str(tmp_path / "run"), "max_len": 20, "hidden_size": 16, "inner_size": 32,
+        "batch_size": 60, "stride": 4, "epochs": 1, "eval_every": 1, "progress": False, "seed": 0})
+    trainer = Trainer(config, tiny, log=lambda message: None)
+    batch = next(trainer.train_loader.epoch(0))
+    assert batch["inputs"].shape == (15, 20)  # 60 targets in windows of 4
+    assert (batch["targets"][:, :-4] == 0).all() and (batch["targets"][:, -4:] > 0).any()
+    trainer.fit()
+    assert trainer.progress.samples == 4 * trainer.train_loader.n_samples  # counted in targets

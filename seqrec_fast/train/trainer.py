@@ -96,7 +96,7 @@ class Progress:
     evals_without_improvement: int = 0
     elapsed_s: float = 0.0  # wall time since the job started, summed over resumes
     train_s: float = 0.0  # wall time inside training steps only
-    samples: int = 0  # training sequences seen (all ranks)
+    samples: int = 0  # training samples seen (all ranks), in batch_size's unit
     time_to_best_s: float = 0.0
     metrics_lines: int = 0  # lines of metrics.jsonl that belong to this state
     best_valid: dict[str, float] = field(default_factory=dict)
@@ -172,13 +172,14 @@ class Trainer:
             self.train_module = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.train_loader = dataset.train_loader(
-            batch_size=config.batch_size // self.world, max_len=config.model.max_len, mode=self.model.objective,
+            batch_size=config.windows_per_batch(self.world), max_len=config.model.max_len, mode=self.model.objective,
             n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
             window=config.resolved_window(), stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
             num_threads=config.loader_threads, shuffle=True)
+        self.samples_per_window = config.samples_per_window()
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
-            raise ValueError(f"the training split gives no batch of size {config.batch_size // self.world}")
+            raise ValueError(f"the training split gives no batch of {config.windows_per_batch(self.world)} windows")
         self.optimizer = make_optimizer(self.step_module, config)
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * self.steps_per_epoch)
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
@@ -294,7 +295,7 @@ class Trainer:
             loss_sum += float(loss.item())
             loss_count += 1
             p.batch, p.step = index + 1, p.step + 1
-            p.samples += len(inputs) * self.world
+            p.samples += len(inputs) * self.samples_per_window * self.world
             p.train_s += time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
