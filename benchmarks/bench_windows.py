@@ -10,9 +10,10 @@ sasrec ... --no-filter-history --json`) plus the variant's options: a variant is
 "stride K", "stride K, N windows" (N windows of K targets per batch: --batch-size N*K) or any
 train options ("--window sliding --batch-size 32"). ml-100k in disjoint windows of 50 is 10
 batches of 256 sequences per epoch; with stride K, --batch-size counts targets, so an epoch has
-about 390 batches of 256 // K windows whatever K is. Finished runs are read back when the script is started again
-with the same --out, so it can be stopped and restarted. Prints a table (valid and test
-NDCG@10, mean and std over seeds) and writes benchmarks/results/ml100k_sasrec_windows.json.
+about 390 batches of 256 // K windows whatever K is. Finished runs are read back when the script
+is started again with the same --out, so it can be stopped and restarted. Prints a table (valid
+and test NDCG@10, mean and std over seeds) and writes
+benchmarks/results/ml100k_sasrec_windows.json.
 Model selection is on validation only; the test column is what that selection gives."""
 
 from __future__ import annotations
