@@ -279,7 +279,7 @@ def test_sliced_linear_gradients_reach_only_used_slices(cpu_native):
     assert b.grad[4:].abs().max() == 0 and x.grad[:, 5:].abs().max() == 0
 
 
-@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("k", [1, 4, 6])  # the CPU forward adds candidates in fours, then the rest
 @pytest.mark.parametrize("noncontig", [False, True])
 def test_mix(cpu_native, k, noncontig):
     torch.manual_seed(11)
@@ -291,20 +291,21 @@ def test_mix_large_enough_to_split_across_threads(cpu_native):
     h = make_leaf(3, 40_001)
     w = torch.randn(3).requires_grad_(True)
     assert_matches(ops.mix, reference.mix, [h, w], atol=1e-4)
-    # bfloat16 keeps the blocked loop (float32 goes to BLAS): split across threads, float sums.
+    # bfloat16 too: split across threads, summed in float.
     h16 = torch.randn(3, 40_001).to(torch.bfloat16)
     expected = reference.mix(h16.float(), w.detach()).to(torch.bfloat16)
     torch.testing.assert_close(ops.mix(h16, w.detach()), expected, rtol=1e-2, atol=1e-2)
 
 
-def test_mix_below_and_past_the_gemv_threshold(cpu_native):
-    # 16 KiB of h and more: the CPU forward hands the blend to BLAS's GEMV; below, the loop.
-    small = torch.randn(3, 1000)
-    torch.testing.assert_close(ops.mix(small, torch.tensor([0.2, 0.3, 0.5])),
-                               reference.mix(small, torch.tensor([0.2, 0.3, 0.5])))
-    h = torch.randn(2, 8_400_000)
-    w = torch.tensor([0.3, 0.7])
-    torch.testing.assert_close(ops.mix(h, w), reference.mix(h, w))
+@pytest.mark.parametrize("k", [3, 8, 9])  # no group of four, two groups, two groups and one more
+def test_mix_forward_across_blocks_and_candidate_groups(cpu_native, k):
+    # The CPU forward runs blocks of 1,024 elements (the last one partial here) and adds the
+    # candidates four at a time; large inputs included, where it once called BLAS.
+    torch.manual_seed(13)
+    w = torch.randn(k)
+    for n in (1000, 3 * 1024 + 17, 2_100_001):
+        h = torch.randn(k, n)
+        torch.testing.assert_close(ops.mix(h, w), reference.mix(h, w), rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
