@@ -26,9 +26,8 @@ import sys
 from pathlib import Path
 
 from _results import RESULTS, machine, write_result
+from bench_ml100k import PROTOCOL
 
-OPTIONS = {"model": "sasrec", "max_len": 50, "hidden_size": 64, "num_layers": 2, "num_heads": 2, "loss": "ce",
-           "batch_size": 256, "lr": 1e-3, "filter_history": False, "patience": 0, "progress": False}
 EPOCH_WINDOWS = ((11, 20), (21, 40), (41, 60))
 CURVE = "curve.jsonl"
 
@@ -36,6 +35,8 @@ CURVE = "curve.jsonl"
 def train_with_test_curve(data: str, run_dir: Path, seed: int, epochs: int, threads: int) -> list[dict]:
     """Valid and test metrics after every epoch of one run, also written to run_dir/curve.jsonl
     (complete once run_dir/result.json exists)."""
+    from seqrec_fast.cli import build_parser
+    from seqrec_fast.train.commands import _overrides
     from seqrec_fast.train.config import build_config
     from seqrec_fast.train.data_source import open_dataset
     from seqrec_fast.train.trainer import Trainer
@@ -50,8 +51,10 @@ def train_with_test_curve(data: str, run_dir: Path, seed: int, epochs: int, thre
             return metrics
 
     shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run starts over
-    config = build_config(overrides={**OPTIONS, "data": data, "out": str(run_dir), "seed": seed, "epochs": epochs,
-                                     "threads": threads})
+    # The documented command's config (what `seqrec-fast train` would run), without early stopping.
+    argv = ["train", "--model", "sasrec", "--data", data, "--out", str(run_dir), *PROTOCOL, "--loss", "ce",
+            "--no-progress", "--patience", "0", "--epochs", str(epochs), "--seed", str(seed), "--threads", str(threads)]
+    config = build_config(overrides=_overrides(build_parser().parse_args(argv)))
     curve: list[dict] = []
     trainer = RecordingTrainer(config, open_dataset(config.data))
     trainer.fit()
