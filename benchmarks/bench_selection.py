@@ -2,7 +2,8 @@
 early stopping on a noisy validation metric leaves behind, seed by seed.
 
     python benchmarks/bench_selection.py --data ../shared/data/ml-100k --out /tmp/selection \\
-        [--seeds 42,1,2,3] [--epochs 60] [--patience 10,15,20,30] [--threads 1]
+        [--seeds 42,1,2,3] [--epochs 60] [--patience 10,15,20,30] [--threads 1] \\
+        [--name NAME -- TRAIN OPTIONS]
 
 Each seed trains the documented command's configuration (benchmarks/bench_ml100k.py: max_len 50,
 d 64, 2 layers, 2 heads, CE, batch 256, lr 1e-3, history kept, SASRec's default windows) for
@@ -13,7 +14,9 @@ run before the patience ran out), giving the test score that rule would have rep
 test mean over windows of epochs. Seeds run one after another; a seed whose run finished is read
 back when the script is started again with the same --out, so seeds can run as parallel processes
 (one --seeds each) and a last call with all of them writes the table. Prints it and writes
-benchmarks/results/ml100k_sasrec_selection.json."""
+benchmarks/results/ml100k_sasrec_selection.json. Train options after ``--`` (``-- --stride 1``) change
+the configuration for a comparison; --name then keeps its runs and its JSON apart
+(ml100k_sasrec_selection_NAME.json)."""
 
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ EPOCH_WINDOWS = ((11, 20), (21, 40), (41, 60))
 CURVE = "curve.jsonl"
 
 
-def train_with_test_curve(data: str, run_dir: Path, seed: int, epochs: int, threads: int) -> list[dict]:
+def train_with_test_curve(data: str, run_dir: Path, seed: int, epochs: int, threads: int,
+                          extra: list[str]) -> list[dict]:
     """Valid and test metrics after every epoch of one run, also written to run_dir/curve.jsonl
     (complete once run_dir/result.json exists)."""
     from seqrec_fast.cli import build_parser
@@ -53,7 +57,8 @@ def train_with_test_curve(data: str, run_dir: Path, seed: int, epochs: int, thre
     shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run starts over
     # The documented command's config (what `seqrec-fast train` would run), without early stopping.
     argv = ["train", "--model", "sasrec", "--data", data, "--out", str(run_dir), *PROTOCOL, "--loss", "ce",
-            "--no-progress", "--patience", "0", "--epochs", str(epochs), "--seed", str(seed), "--threads", str(threads)]
+            "--no-progress", "--patience", "0", "--epochs", str(epochs), "--seed", str(seed), "--threads", str(threads),
+            *extra]
     config = build_config(overrides=_overrides(build_parser().parse_args(argv)))
     curve: list[dict] = []
     trainer = RecordingTrainer(config, open_dataset(config.data))
@@ -99,11 +104,17 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", default="10,15,20,30", type=lambda text: [int(p) for p in text.split(",")])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--name", default="", help="a name for the variant the train options make")
+    parser.add_argument("extra", nargs="*", help="more train options, after --")
     args = parser.parse_args()
+    if args.extra and not args.name:
+        parser.error("train options after -- need a --name for the variant")
+    suffix = f"_{args.name}" if args.name else ""
     seeds = []
     for seed in args.seeds:
-        run_dir = Path(args.out) / f"seed{seed}"
-        curve = read_curve(run_dir) or train_with_test_curve(args.data, run_dir, seed, args.epochs, args.threads)
+        run_dir = Path(args.out) / f"seed{seed}{suffix}"
+        curve = read_curve(run_dir) or train_with_test_curve(args.data, run_dir, seed, args.epochs, args.threads,
+                                                             args.extra)
         seeds.append({"seed": seed, "curve": curve, "epoch_windows": window_means(curve),
                       "early_stopping": {str(p): replay_early_stopping(curve, p) for p in args.patience}})
 
@@ -118,11 +129,12 @@ def main() -> int:
                                  for key in ("test_ndcg@10", "test_hr@10")} for p in args.patience}
     print("mean  " + "  ".join(f"patience {p}: {s['test_ndcg@10']:.4f}/{s['test_hr@10']:.4f}"
                                for p, s in zip(args.patience, summary.values())))
-    write_result(RESULTS / "ml100k_sasrec_selection.json", {
+    write_result(RESULTS / f"ml100k_sasrec_selection{suffix}.json", {
         "benchmark": "early stopping replayed on per-epoch valid and test curves, SASRec on ml-100k",
         "protocol": "leave-one-out, full ranking, history kept; max_len 50, d 64, 2 layers, 2 heads, CE, batch 256, "
                     "lr 1e-3, SASRec's default windows; the test split is scored every epoch for this analysis "
                     "only and never selects anything",
+        "variant": {"name": args.name, "train_options": args.extra} if args.name else None,
         "epochs": args.epochs, "seeds": seeds, "summary": summary,
         "command": shlex.join([sys.executable, *sys.argv]), "machine": machine(note="CPU shared with other jobs"),
     })
