@@ -1,4 +1,5 @@
-// causal_conv1d: the device-independent half (checks, the GEMMs, dtype dispatch).
+// causal_conv1d: the argument checks and active taps both devices share, and the CUDA path's
+// GEMMs and dtype dispatch.
 //
 // With J the taps that can reach inside the sequence (tap j looks back s_j = (K-1-j) * dilation
 // steps; taps with s_j >= L only ever see the zeros before the start and are skipped), the
@@ -7,13 +8,12 @@
 //   y[b, t] = bias + sum_jj Z[b, t - s_jj, jj]       (terms with t - s_jj < 0 are zero)
 // and the backward pass gathers the shifted gradient once, then two GEMMs:
 //   dZ[b, t, jj] = g[b, t + s_jj]  (zero past the end),  grad_x = dZ W_all,  grad_W_all = dZ^T x.
-// Each device supplies `Kernels` with the two passes over raw pointers and a tile size:
+// The CUDA kernels supply `Kernels` with the two passes over raw pointers:
 //   shift_add<scalar_t>(z, bias_or_null, y, row_begin, row_end, z_first, L, C_out, J, dilation)
 //       y rows [row_begin, row_end) of the flattened [B L] rows, from Z rows starting at z_first
 //   shift_gather<scalar_t>(g, dz, B, L, C_out, J, dilation)
-//   row_tile(rows, J C_out, halo): output rows per GEMM (0: all at once). On a CPU the forward
-//       runs tile by tile, so each Z tile (plus the halo of rows the taps look back over) is
-//       consumed from cache instead of making a J-times-the-output round trip to memory.
+// The CPU runs ATen's (oneDNN's) convolution instead, over check_args and active_taps
+// (csrc/cpu/causal_conv1d_cpu.cpp).
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -68,19 +68,12 @@ at::Tensor forward(const at::Tensor& x_in, const at::Tensor& weight,
   }
   at::Tensor y = at::empty({B, L, C_out}, x_in.options());
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  const int64_t rows = B * L, halo = (J - 1) * dilation;
-  const int64_t tile = Kernels::row_tile(rows, J * C_out, halo);
-  const int64_t step = tile > 0 ? tile : rows;
-  for (int64_t begin = 0; begin < rows; begin += step) {
-    const int64_t end = std::min(rows, begin + step), z_first = std::max<int64_t>(0, begin - halo);
-    const at::Tensor z = at::mm(x.narrow(0, z_first, end - z_first), w_all.t());
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "seqrec_fast::causal_conv1d", [&] {
-      Kernels::template shift_add<scalar_t>(z.const_data_ptr<scalar_t>(),
-                                            b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
-                                            y.mutable_data_ptr<scalar_t>(), begin, end, z_first, L, C_out, J,
-                                            dilation);
-    });
-  }
+  const at::Tensor z = at::mm(x, w_all.t());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "seqrec_fast::causal_conv1d", [&] {
+    Kernels::template shift_add<scalar_t>(z.const_data_ptr<scalar_t>(),
+                                          b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
+                                          y.mutable_data_ptr<scalar_t>(), 0, B * L, 0, L, C_out, J, dilation);
+  });
   return y;
 }
 

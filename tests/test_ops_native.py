@@ -191,8 +191,8 @@ def test_causal_conv1d_dilation_at_least_length(cpu_native, length):
 
 
 @pytest.mark.parametrize("dilation", [4, 70])
-def test_causal_conv1d_wide_enough_for_several_row_tiles(cpu_native, dilation):
-    # 800 rows of Z width 3 * 129: the CPU forward runs in row tiles with a halo of look-back rows.
+def test_causal_conv1d_wide_channels_and_long_look_back(cpu_native, dilation):
+    # 800 rows of 67 -> 129 channels, and a look-back past a third of the sequence (dilation 70).
     torch.manual_seed(dilation)
     assert_matches(*conv_case(200, batch=4, c_in=67, c_out=129, dilation=dilation), atol=1e-4)
 

@@ -11,8 +11,6 @@ namespace seqrec_fast {
 namespace {
 
 struct CausalConv1dCuda {
-  static int64_t row_tile(int64_t, int64_t, int64_t) { return 0; }  // one GEMM and one pass
-
   template <typename scalar_t>
   static void shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t row_begin, int64_t row_end,
                         int64_t z_first, int64_t L, int64_t C_out, int64_t J, int64_t dilation) {
