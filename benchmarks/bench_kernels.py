@@ -4,7 +4,9 @@ For each op at shapes typical of the five searches (B 256; L 50 and 200; d 64-25
 an M = 6 grid; 36 CANet routes) it times the forward pass and forward+backward, and reports the
 achieved GB/s and TFLOP/s next to the device's peak (on a CPU, the measured copy bandwidth and
 the measured large-GEMM rate; on a GPU, the datasheet figures). For sliced_linear it also
-times uniform widths 1/6..6/6 of d against the FLOPs they need.
+times uniform widths 1/6..6/6 of d against the FLOPs they need. Each time is the fastest call of
+its variant, and the variants of a case take turns (five turns each over --min-seconds), so that
+a slow spell of a shared machine does not land on one variant alone.
 
     python benchmarks/bench_kernels.py                       # the device of the first GPU, or CPU
     python benchmarks/bench_kernels.py --device cpu --batch 32   # smaller batch on a small CPU
@@ -17,6 +19,7 @@ input read once and each output written once; forward+backward counts 3x the for
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -77,14 +80,16 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(fn: Callable[[], object], device: str, min_seconds: float, max_reps: int = 200) -> float:
+def measure(fn: Callable[[], object], device: str, min_seconds: float, max_reps: int = 200, min_reps: int = 3,
+            warm_up: bool = True) -> float:
     """Fastest seconds per call, after a warm-up call, over about ``min_seconds`` of repeats: on
     a shared machine other work only ever adds time, so the minimum is the op's own cost."""
-    fn()
-    synchronize(device)
+    if warm_up:
+        fn()
+        synchronize(device)
     times = []
     started = time.perf_counter()
-    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() - started < min_seconds):
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - started < min_seconds):
         t0 = time.perf_counter()
         fn()
         synchronize(device)
@@ -243,15 +248,20 @@ def build_cases(batch: int, device: str, dtype: torch.dtype, quick: bool) -> lis
 # Running
 
 
-def time_case(case: Case, device: str, min_seconds: float, compile_reference: bool) -> list[Row]:
+def time_case(case: Case, device: str, min_seconds: float, compile_reference: bool, rounds: int = 5) -> list[Row]:
+    """Every variant and pass of one case. The variants take turns, ``rounds`` times over, each
+    turn about min_seconds / rounds long, and each keeps its fastest call: a slow spell of a
+    shared machine then slows every variant's turns alike instead of one variant's whole
+    measurement."""
     ours, ref, inputs = case.make()
     leaves = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
     variants = {"ours": ours, "eager": ref}
     if compile_reference:
         torch._dynamo.reset()  # each case compiles afresh: no recompile limit, no stale graphs
         variants["compiled"] = torch.compile(ref, dynamic=False)
-    rows = []
-    upstream = None
+    with torch.no_grad():
+        upstream = torch.randn_like(ours(*inputs))
+    timed = {}
     for variant, fn in variants.items():
         def forward(fn=fn):
             with torch.no_grad():
@@ -261,13 +271,17 @@ def time_case(case: Case, device: str, min_seconds: float, compile_reference: bo
             out = fn(*inputs)
             return torch.autograd.grad(out, leaves, upstream)
 
-        if upstream is None:
-            upstream = torch.randn_like(forward())
-        for pass_, fn_timed, flop_factor, byte_factor in (("fwd", forward, 1, 1), ("fwd+bwd", forward_backward, 3, 3)):
-            seconds = measure(fn_timed, device, min_seconds)
-            rows.append(Row(case.op, case.shape, variant, pass_, seconds * 1e3,
-                            byte_factor * case.bytes / seconds / 1e9, flop_factor * case.flops / seconds / 1e12,
-                            case.group, case.needed_fraction))
+        timed[variant, "fwd"], timed[variant, "fwd+bwd"] = forward, forward_backward
+    seconds = {key: math.inf for key in timed}
+    for turn in range(rounds):
+        for key, fn_timed in timed.items():
+            seconds[key] = min(seconds[key], measure(fn_timed, device, min_seconds / rounds, min_reps=1,
+                                                     warm_up=turn == 0))
+    rows = []
+    for (variant, pass_), best in seconds.items():
+        factor = 1 if pass_ == "fwd" else 3
+        rows.append(Row(case.op, case.shape, variant, pass_, best * 1e3, factor * case.bytes / best / 1e9,
+                        factor * case.flops / best / 1e12, case.group, case.needed_fraction))
     return rows
 
 
