@@ -217,6 +217,15 @@ def test_linear_attention(cpu_native, length, causal):
     assert_matches(*attention_case(length, causal=causal))
 
 
+@pytest.mark.parametrize("length", [1, 50, 200])
+@pytest.mark.parametrize(("d", "dv"), [(16, 16), (17, 19), (33, 35)])
+def test_linear_attention_both_causal_paths(cpu_native, length, d, dv):
+    # The CPU runs the causal sums as step scans for d * dv <= 256, and up to 1024 when the
+    # chunked GEMMs would take several chunks (length 200: 4), else as those GEMMs.
+    torch.manual_seed(length + d)
+    assert_matches(*attention_case(length, d=d, dv=dv), atol=1e-4)
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_linear_attention_unmasked_noncontiguous(cpu_native, causal):
     torch.manual_seed(3)
