@@ -248,9 +248,12 @@ def build_cases(batch: int, device: str, dtype: torch.dtype, quick: bool) -> lis
 # Running
 
 
-def time_case(case: Case, device: str, min_seconds: float, compile_reference: bool, rounds: int = 5) -> list[Row]:
-    """Every variant and pass of one case. The variants take turns, ``rounds`` times over, each
-    turn about min_seconds / rounds long, and each keeps its fastest call: a slow spell of a
+TURNS = 5  # turns each variant of a case takes (see time_case)
+
+
+def time_case(case: Case, device: str, min_seconds: float, compile_reference: bool) -> list[Row]:
+    """Every variant and pass of one case. The variants take TURNS turns each, in rotation, each
+    turn about min_seconds / TURNS long, and each keeps its fastest call: a slow spell of a
     shared machine then slows every variant's turns alike instead of one variant's whole
     measurement."""
     ours, ref, inputs = case.make()
@@ -273,9 +276,9 @@ def time_case(case: Case, device: str, min_seconds: float, compile_reference: bo
 
         timed[variant, "fwd"], timed[variant, "fwd+bwd"] = forward, forward_backward
     seconds = {key: math.inf for key in timed}
-    for turn in range(rounds):
+    for turn in range(TURNS):
         for key, fn_timed in timed.items():
-            seconds[key] = min(seconds[key], measure(fn_timed, device, min_seconds / rounds, min_reps=1,
+            seconds[key] = min(seconds[key], measure(fn_timed, device, min_seconds / TURNS, min_reps=1,
                                                      warm_up=turn == 0))
     rows = []
     for (variant, pass_), best in seconds.items():

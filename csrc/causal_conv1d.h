@@ -9,8 +9,7 @@
 // and the backward pass gathers the shifted gradient once, then two GEMMs:
 //   dZ[b, t, jj] = g[b, t + s_jj]  (zero past the end),  grad_x = dZ W_all,  grad_W_all = dZ^T x.
 // The CUDA kernels supply `Kernels` with the two passes over raw pointers:
-//   shift_add<scalar_t>(z, bias_or_null, y, row_begin, row_end, z_first, L, C_out, J, dilation)
-//       y rows [row_begin, row_end) of the flattened [B L] rows, from Z rows starting at z_first
+//   shift_add<scalar_t>(z, bias_or_null, y, B, L, C_out, J, dilation)
 //   shift_gather<scalar_t>(g, dz, B, L, C_out, J, dilation)
 // The CPU runs ATen's (oneDNN's) convolution instead, over check_args and active_taps
 // (csrc/cpu/causal_conv1d_cpu.cpp).
@@ -72,7 +71,7 @@ at::Tensor forward(const at::Tensor& x_in, const at::Tensor& weight,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "seqrec_fast::causal_conv1d", [&] {
     Kernels::template shift_add<scalar_t>(z.const_data_ptr<scalar_t>(),
                                           b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
-                                          y.mutable_data_ptr<scalar_t>(), 0, B * L, 0, L, C_out, J, dilation);
+                                          y.mutable_data_ptr<scalar_t>(), B, L, C_out, J, dilation);
   });
   return y;
 }

@@ -12,10 +12,9 @@ namespace {
 
 struct CausalConv1dCuda {
   template <typename scalar_t>
-  static void shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t row_begin, int64_t row_end,
-                        int64_t z_first, int64_t L, int64_t C_out, int64_t J, int64_t dilation) {
-    gpu::causal_conv1d_shift_add(z, bias, y, row_begin, row_end, z_first, L, C_out, J, dilation,
-                                 at::cuda::getCurrentCUDAStream());
+  static void shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t B, int64_t L, int64_t C_out,
+                        int64_t J, int64_t dilation) {
+    gpu::causal_conv1d_shift_add(z, bias, y, B, L, C_out, J, dilation, at::cuda::getCurrentCUDAStream());
   }
 
   template <typename scalar_t>

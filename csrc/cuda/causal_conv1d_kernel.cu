@@ -14,16 +14,16 @@ namespace {
 
 template <typename scalar_t>
 __global__ void shift_add_kernel(const scalar_t* __restrict__ z, const scalar_t* __restrict__ bias,
-                                 scalar_t* __restrict__ y, int64_t row_begin, int64_t z_first, int64_t L,
-                                 int64_t C_out, int64_t J, int64_t dilation, int64_t total) {
+                                 scalar_t* __restrict__ y, int64_t L, int64_t C_out, int64_t J, int64_t dilation,
+                                 int64_t total) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t width = J * C_out;
   for (int64_t idx = global_thread(); idx < total; idx += grid_threads()) {
-    const int64_t local = idx / C_out, o = idx - local * C_out, row = row_begin + local, t = row % L;
+    const int64_t row = idx / C_out, o = idx - row * C_out, t = row % L;
     acc_t acc = bias ? static_cast<acc_t>(bias[o]) : acc_t(0);
     for (int64_t jj = 0; jj < J; ++jj) {
       const int64_t shift = (J - 1 - jj) * dilation;
-      if (t >= shift) acc += static_cast<acc_t>(z[(row - shift - z_first) * width + jj * C_out + o]);
+      if (t >= shift) acc += static_cast<acc_t>(z[(row - shift) * width + jj * C_out + o]);
     }
     y[row * C_out + o] = static_cast<scalar_t>(acc);
   }
@@ -44,13 +44,11 @@ __global__ void shift_gather_kernel(const scalar_t* __restrict__ g, scalar_t* __
 }  // namespace
 
 template <typename scalar_t>
-void causal_conv1d_shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t row_begin,
-                             int64_t row_end, int64_t z_first, int64_t L, int64_t C_out, int64_t J, int64_t dilation,
-                             cudaStream_t stream) {
-  const int64_t total = (row_end - row_begin) * C_out;
-  if (total <= 0) return;
-  shift_add_kernel<<<grid_for(total), kThreads, 0, stream>>>(z, bias, y, row_begin, z_first, L, C_out, J, dilation,
-                                                             total);
+void causal_conv1d_shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t B, int64_t L,
+                             int64_t C_out, int64_t J, int64_t dilation, cudaStream_t stream) {
+  const int64_t total = B * L * C_out;
+  if (total == 0) return;
+  shift_add_kernel<<<grid_for(total), kThreads, 0, stream>>>(z, bias, y, L, C_out, J, dilation, total);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -65,7 +63,7 @@ void causal_conv1d_shift_gather(const scalar_t* g, scalar_t* dz, int64_t B, int6
 
 #define SEQREC_FAST_INSTANTIATE_CONV(T)                                                                   \
   template void causal_conv1d_shift_add<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,  \
-                                           int64_t, int64_t, int64_t, cudaStream_t);                     \
+                                           int64_t, cudaStream_t);                                       \
   template void causal_conv1d_shift_gather<T>(const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                               cudaStream_t);
 SEQREC_FAST_INSTANTIATE_CONV(float)

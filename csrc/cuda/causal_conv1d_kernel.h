@@ -8,9 +8,8 @@
 namespace seqrec_fast::gpu {
 
 template <typename scalar_t>
-void causal_conv1d_shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t row_begin,
-                             int64_t row_end, int64_t z_first, int64_t L, int64_t C_out, int64_t J, int64_t dilation,
-                             cudaStream_t stream);
+void causal_conv1d_shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t B, int64_t L,
+                             int64_t C_out, int64_t J, int64_t dilation, cudaStream_t stream);
 
 template <typename scalar_t>
 void causal_conv1d_shift_gather(const scalar_t* g, scalar_t* dz, int64_t B, int64_t L, int64_t C_out, int64_t J,
