@@ -41,12 +41,14 @@ def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_kill_and_resume_gives_identical_metrics(tmp_path):
-    reference = Trainer(build_config(overrides={**OPTIONS, "out": str(tmp_path / "reference")}),
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_kill_and_resume_gives_identical_metrics(tmp_path, ema_decay):
+    options = {**OPTIONS, "ema_decay": ema_decay}
+    reference = Trainer(build_config(overrides={**options, "out": str(tmp_path / "reference")}),
                         synthesize("tiny", seed=0), log=lambda m: None).fit()
 
     run_dir = tmp_path / "killed"
-    process = run_cli(cli_args({**OPTIONS, "out": run_dir}))
+    process = run_cli(cli_args({**options, "out": run_dir}))
     checkpoint = run_dir / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:

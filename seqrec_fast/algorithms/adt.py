@@ -100,6 +100,7 @@ def supernet_config(train: TrainConfig, options: ADTConfig, run: SearchRun) -> T
     config = copy.deepcopy(train)
     config.out = str(run.path(SUPERNET))
     config.epochs = options.warmup_epochs
+    config.ema_decay = 0.0  # the warm-up is never scored: the search reads its trained weights
     return config
 
 

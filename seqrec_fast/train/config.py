@@ -59,6 +59,9 @@ class TrainConfig:
     clip_grad_norm: float = 5.0  # 0 disables clipping
     scheduler: str = field(default="constant", metadata=_choices("constant", "cosine", "linear"))
     warmup_steps: int = 0
+    # Validation, early stopping and test score an exponential moving average of the weights with
+    # this decay per step (train.weight_average); 0 scores the trained weights themselves.
+    ema_decay: float = 0.0
     epochs: int = 200
     # Global (split across ranks under torchrun), in training samples: sequences for "sliding" and
     # "last" windows; for "stride" windows, (context, next item) pairs as in RecBole, so a batch
@@ -292,6 +295,8 @@ def validate(config: TrainConfig) -> None:
     if config.model.hidden_size % config.model.num_heads:
         raise ConfigError(f"config keys 'hidden_size' ({config.model.hidden_size}) and 'num_heads' "
                           f"({config.model.num_heads}): hidden_size must be divisible by num_heads")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ConfigError(f"config key 'ema_decay': expected a number in [0, 1), got {config.ema_decay}")
     from .losses import LOSSES
 
     loss = config.resolved_loss()

@@ -26,6 +26,7 @@ from .checkpoint import atomic_write_text, capture_rng_state, load_checkpoint, r
 from .config import TrainConfig, to_yaml
 from .evaluation import evaluate, protocol_label
 from .losses import loss_spec, proposal_log_probabilities
+from .weight_average import WeightAverage
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
@@ -160,6 +161,7 @@ class Trainer:
         seed_everything(config.seed)
         model = make_model() if make_model is not None else build_model(config.model, dataset.n_items)
         self.model = model.to(self.device)
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
         torch.manual_seed(config.seed + self.rank)  # distinct dropout masks per rank
         negatives = config.resolved_negatives()
         log_q = None
@@ -193,6 +195,12 @@ class Trainer:
         self._origin = started_at if not resume else time.perf_counter() - self.progress.elapsed_s
         distributed.barrier()
 
+    @property
+    def eval_model(self) -> SequentialRecommender:
+        """The weights that validation scores, best.pt keeps and the test evaluates: the moving
+        average when ``ema_decay`` is set, the trained weights otherwise."""
+        return self.model if self.average is None else self.average.model
+
     # ----------------------------------------------------------------------------------- files
     def _start_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +217,7 @@ class Trainer:
         return {
             "format": 1,
             "model": self.model.state_dict(),
+            "average": None if self.average is None else self.average.state_dict(),
             "auxiliary": self._auxiliary_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -233,7 +242,7 @@ class Trainer:
     def _save_best(self, valid: dict[str, float]) -> None:
         if distributed.is_main():
             save_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST, {
-                "format": 1, "model": self.model.state_dict(), "epoch": self.progress.epoch, "valid": valid,
+                "format": 1, "model": self.eval_model.state_dict(), "epoch": self.progress.epoch, "valid": valid,
                 "config": self.config.to_dict(), "n_items": int(self.dataset.n_items)})
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -241,6 +250,11 @@ class Trainer:
             own = self.run_dir / CHECKPOINT_DIR / f"last.rank{self.rank}.pt"
             state = load_checkpoint(own)
         self.model.load_state_dict(state["model"])
+        if self.average is not None:
+            if state.get("average") is None:
+                raise ValueError(f"{self.run_dir / CHECKPOINT_DIR / LAST} holds no weight average; resume "
+                                 f"with the ema_decay it was trained with ({state['config'].get('ema_decay', 0.0)})")
+            self.average.load_state_dict(state["average"])
         if self.step_module.auxiliary is not None:
             self.step_module.auxiliary.load_state_dict(state["auxiliary"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -292,6 +306,8 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.step_module.parameters(), config.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
+            if self.average is not None:
+                self.average.update(p.step)
             loss_sum += float(loss.item())
             loss_count += 1
             p.batch, p.step = index + 1, p.step + 1
@@ -306,7 +322,7 @@ class Trainer:
         return loss_sum / max(loss_count, 1)
 
     def _validate(self, split: str = "valid") -> dict[str, float]:
-        return evaluate_split(self.model, self.dataset, self.config, split, self.device)
+        return evaluate_split(self.eval_model, self.dataset, self.config, split, self.device)
 
     def fit(self, select: bool = True) -> dict[str, Any]:
         """Train until the epoch budget or early stopping, then test the best weights once.
@@ -351,7 +367,7 @@ class Trainer:
         config, p = self.config, self.progress
         best = load_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST) if distributed.is_main() else None
         best_model = distributed.broadcast_object(best["model"] if best is not None else None)
-        self.model.load_state_dict(best_model)
+        self.eval_model.load_state_dict(best_model)
         test = self._validate("test")
         result = {
             "model": config.model.name,
