@@ -25,7 +25,7 @@ at::Tensor forward(const at::Tensor& x_in, double p, const at::Tensor& seed_tens
   TORCH_CHECK(p >= 0.0 && p < 1.0, "seqrec_fast::dropout: p must be in [0, 1), got ", p);
   const uint64_t seed = read_seed(seed_tensor);
   const at::Tensor x = x_in.contiguous();
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = empty_output_like(x);
   const int64_t N = x.numel();
   if (N == 0) return y;
   const uint32_t threshold = dropout_bits::threshold(1.0 - p);

@@ -125,7 +125,7 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const std::opt
     return y.view(with_last(ops.lead, out_f, true));
   }
   if (!blend) {  // a shared x: 4 GEMMs reading it in place (a batched GEMM would copy it 4 times)
-    at::Tensor y = at::empty({kCorners, ops.rows, out_f}, x.options());
+    at::Tensor y = empty_output({kCorners, ops.rows, out_f}, x.options());
     for (int64_t c = 0; c < kCorners; ++c) {
       const at::Tensor w_t = ops.w[corners.index[c]].t();
       at::Tensor y_c = y[c];
@@ -144,7 +144,7 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const std::opt
     const at::Tensor w_blend = blend_slices(ops.w, corners);
     y = b_blend.defined() ? at::addmm(b_blend, ops.x_shared, w_blend.t()) : at::mm(ops.x_shared, w_blend.t());
   } else {  // accumulate the weighted GEMMs into one output
-    y = at::empty({ops.rows, out_f}, x.options());
+    y = empty_output({ops.rows, out_f}, x.options());
     bool first = true;
     for (int64_t c = 0; c < kCorners; ++c) {
       const double wc = corners.weight[c];
@@ -181,7 +181,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
     if (w4.defined()) {
       grad_x = at::bmm(g_rows, w4).view(x.sizes());
     } else if (per_corner) {
-      at::Tensor gx = at::empty({kCorners, ops.rows, in_f}, x.options());
+      at::Tensor gx = empty_output({kCorners, ops.rows, in_f}, x.options());
       for (int64_t c = 0; c < kCorners; ++c) {
         if (weight_of(c) == 0.0) {
           gx[c].zero_();

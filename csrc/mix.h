@@ -34,7 +34,7 @@ at::Tensor forward(const at::Tensor& h_in, const at::Tensor& w_in) {
   check_args(h_in, w_in);
   const at::Tensor h = h_in.contiguous();
   const at::Tensor w = weights_in_opmath(w_in, h.scalar_type());
-  at::Tensor y = at::empty(h.sizes().slice(1), h.options());
+  at::Tensor y = empty_output(h.sizes().slice(1), h.options());
   const int64_t K = h.size(0), N = y.numel();
   if (N == 0) return y;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, h.scalar_type(), "seqrec_fast::mix", [&] {
@@ -56,7 +56,7 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad_in, const at:
   TORCH_CHECK(g.sizes() == h.sizes().slice(1), "seqrec_fast::mix_backward: grad ", g.sizes(),
               " does not match h ", h.sizes());
   const int64_t K = h.size(0), N = g.numel();
-  at::Tensor grad_h = output_mask[0] ? at::empty_like(h) : at::empty({0}, h.options());
+  at::Tensor grad_h = output_mask[0] ? empty_output_like(h) : at::empty({0}, h.options());
   at::Tensor grad_w = output_mask[1] ? at::zeros({K}, w.options()) : at::empty({0}, w.options());
   if (N > 0 && (output_mask[0] || output_mask[1])) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, h.scalar_type(), "seqrec_fast::mix_backward", [&] {

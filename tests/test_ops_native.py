@@ -288,7 +288,7 @@ def test_sliced_linear_gradients_reach_only_used_slices(cpu_native):
     assert b.grad[4:].abs().max() == 0 and x.grad[:, 5:].abs().max() == 0
 
 
-@pytest.mark.parametrize("k", [1, 4, 6])  # the CPU forward adds candidates in fours, then the rest
+@pytest.mark.parametrize("k", [1, 4, 6])  # the CPU forward sums up to 8 candidates in one pass
 @pytest.mark.parametrize("noncontig", [False, True])
 def test_mix(cpu_native, k, noncontig):
     torch.manual_seed(11)
@@ -306,10 +306,31 @@ def test_mix_large_enough_to_split_across_threads(cpu_native):
     torch.testing.assert_close(ops.mix(h16, w.detach()), expected, rtol=1e-2, atol=1e-2)
 
 
-@pytest.mark.parametrize("k", [3, 8, 9])  # no group of four, two groups, two groups and one more
+def test_outputs_advised_onto_huge_pages_hold_the_right_values(cpu_native):
+    # Outputs of 4 MB and more are advised onto 2 MB pages (op_utils.h, empty_output) over their
+    # aligned interior; odd sizes leave a ragged head and tail outside it. Over 32 MB glibc maps
+    # the block afresh, so the advised pages are the ones the kernel first writes.
+    torch.manual_seed(14)
+    h = make_leaf(4, 2_500_003)  # grad_h: 40 MB
+    w = torch.randn(4).requires_grad_(True)
+    assert_matches(ops.mix, reference.mix, [h, w], atol=1e-4, rtol=1e-3)  # grad_w: float sums of 2.5M terms
+    x = torch.randn(3, 1_400_001)  # 16.8 MB
+    y = ops.dropout(x, 0.25)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert 0.74 < kept.float().mean().item() < 0.76
+    x4 = make_leaf(4, 1001, 37)  # grid_linear's per-corner output [4, 1001, 1031]: 16.5 MB
+    weight, bias = torch.randn(3, 3, 1031, 37).requires_grad_(True), torch.randn(3, 3, 1031).requires_grad_(True)
+    coords = torch.tensor([0.3, 0.8])
+    assert_matches(lambda *a: ops.grid_linear(*a, blend=False), lambda *a: reference.grid_linear(*a, blend=False),
+                   [x4, weight, bias, coords], atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 8, 9, 17])  # one pass of 3 or 8 streams; 8 + 1; 8 + 8 + 1
 def test_mix_forward_across_blocks_and_candidate_groups(cpu_native, k):
-    # The CPU forward runs blocks of 1,024 elements (the last one partial here) and adds the
-    # candidates four at a time; large inputs included, where it once called BLAS.
+    # The CPU forward runs blocks of 1,024 elements (the last one partial here), summing up to 8
+    # candidates in one pass and adding any further ones 8 at a time; large inputs included,
+    # where it once called BLAS.
     torch.manual_seed(13)
     w = torch.randn(k)
     for n in (1000, 3 * 1024 + 17, 2_100_001):

@@ -9,7 +9,8 @@
 // backward reads the gradient the same way. The GEMM-and-shift form the CUDA kernels use
 // (csrc/causal_conv1d.h) sends J times the output through memory between its GEMM and its pass;
 // on one AMD EPYC core, with MKL's GEMM, it ran 0.5-1.0x eager's forward in different runs, and
-// this runs 1.07-1.52x eager, forward and forward+backward (benchmarks/results/kernels_cpu_amd_epyc.json).
+// this runs 1.06-1.52x eager, forward and forward+backward, in two full runs of
+// benchmarks/bench_kernels.py (the latest in benchmarks/results/kernels_cpu_amd_epyc.json).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 

@@ -143,7 +143,7 @@ Features features(const at::Tensor& q_in, const at::Tensor& k_in, const std::opt
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous();
   const int64_t B = q.size(0), H = q.size(1), L = q.size(2), D = q.size(3);
   const auto acc_options = q.options().dtype(at::toOpMathType(q.scalar_type()));
-  Features f{at::empty({B * H, L, D}, acc_options), at::empty({B * H, L, D}, acc_options),
+  Features f{empty_output({B * H, L, D}, acc_options), empty_output({B * H, L, D}, acc_options),
              at::empty({B * H * L}, acc_options), at::empty({B * H * L}, acc_options),
              mask.has_value() ? mask->contiguous() : at::Tensor()};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "seqrec_fast::linear_attention_phi", [&] {
@@ -361,7 +361,7 @@ at::Tensor forward_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   if (q.numel() == 0 || Dv == 0) return at::zeros({B, H, L, Dv}, v.options());
   const Features f = features(q, k, mask);
   const at::Tensor vv = flat(v, f.pq.scalar_type());
-  const at::Tensor out = at::empty({B * H, L, Dv}, vv.options());
+  const at::Tensor out = empty_output({B * H, L, Dv}, vv.options());
   parallel_over_batch(f.pq, vv, [&](const auto& slice) {
     (causal ? causal_forward : full_forward)(slice(out), slice(f.pq), slice(f.pk), slice(vv), scale);
   });
@@ -378,13 +378,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cpu(const at::Tensor& gr
   const Features f = features(q, k, mask);
   const auto acc_type = f.pq.scalar_type();
   const at::Tensor vv = flat(v, acc_type), g = flat(grad, acc_type);
-  const FeatureGrads grads{at::empty_like(f.pq), at::empty_like(f.pk), at::empty_like(vv)};
+  const FeatureGrads grads{empty_output_like(f.pq), empty_output_like(f.pk), empty_output_like(vv)};
   parallel_over_batch(f.pq, vv, [&](const auto& slice) {
     (causal ? causal_backward : full_backward)({slice(grads.dpq), slice(grads.dpk), slice(grads.dv)}, slice(f.pq),
                                                slice(f.pk), slice(vv), slice(g), scale);
   });
-  at::Tensor dq = at::empty(q.sizes(), q.options());
-  at::Tensor dk = at::empty(k.sizes(), k.options());
+  at::Tensor dq = empty_output(q.sizes(), q.options());
+  at::Tensor dk = empty_output(k.sizes(), k.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "seqrec_fast::linear_attention_phi_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const bool* padded = f.padded.defined() ? f.padded.const_data_ptr<bool>() : nullptr;
