@@ -2,11 +2,12 @@
 26,744 items): the fused, chunked full-softmax CE against the unfused one that materialises the
 [B·L, n_items] logits.
 
-    python benchmarks/bench_train.py [--steps 10] [--max-len 50] [--batch-size 256] [--device auto]
+    python benchmarks/bench_train.py [--steps 10] [--max-len 50] [--batch-size 256] [--device auto] [--out DIR]
 
 Each variant runs in its own process so that peak memory is its own: on GPU
 torch.cuda.max_memory_allocated, on CPU the highest RSS sampled during the steps, both minus what
-the process held before the first step. Prints a table; writes benchmarks/results/bench_train.json."""
+the process held before the first step. Prints a table; writes bench_train_{cpu,gpu}_len{L}.json
+(bench_train_loss_only_len{L}.json with --loss-only) into --out, benchmarks/results by default."""
 
 from __future__ import annotations
 
@@ -137,6 +138,7 @@ def main() -> int:
     parser.add_argument("--variants", default="fused,unfused")
     parser.add_argument("--loss-only", action="store_true",
                         help="measure the fused loss alone at B·L rows (no model, no data)")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON result")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: measure one variant here
     args = parser.parse_args()
     if args.loss_only:
@@ -145,7 +147,7 @@ def main() -> int:
         payload = {"benchmark": "fused full-softmax CE alone, d=64", "command": " ".join([Path(sys.executable).name, *sys.argv]),
                    "machine": machine(note="CPU shared with other jobs"),
                    "rows": [row]}
-        write_result(RESULTS / f"bench_train_loss_only_len{args.max_len}.json", payload)
+        write_result(Path(args.out) / f"bench_train_loss_only_len{args.max_len}.json", payload)
         return 0
     if args.variant:
         print(json.dumps(measure(args)))
@@ -170,7 +172,7 @@ def main() -> int:
                "machine": machine(note="CPU shared with other jobs"),
                "rows": rows}
     device = "cpu" if all(r.get("device", "cpu") == "cpu" for r in rows) else "gpu"
-    write_result(RESULTS / f"bench_train_{device}_len{args.max_len}.json", payload)
+    write_result(Path(args.out) / f"bench_train_{device}_len{args.max_len}.json", payload)
     return 0
 
 
