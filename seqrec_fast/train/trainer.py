@@ -217,7 +217,7 @@ class Trainer:
         return {
             "format": 1,
             "model": self.model.state_dict(),
-            "average": None if self.average is None else self.average.state_dict(),
+            "average": None if self.average is None else self.average.model.state_dict(),
             "auxiliary": self._auxiliary_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -254,7 +254,7 @@ class Trainer:
             if state.get("average") is None:
                 raise ValueError(f"{self.run_dir / CHECKPOINT_DIR / LAST} holds no weight average; resume "
                                  f"with the ema_decay it was trained with ({state['config'].get('ema_decay', 0.0)})")
-            self.average.load_state_dict(state["average"])
+            self.average.model.load_state_dict(state["average"])
         if self.step_module.auxiliary is not None:
             self.step_module.auxiliary.load_state_dict(state["auxiliary"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 
 class WeightAverage:
-    """``model``'s weights averaged with decay ``decay`` per optimizer step, in a copy of it.
+    """``model``'s weights averaged with decay ``decay`` per optimizer step, in a copy of it
+    (``.model``, checkpointed through its state_dict).
 
     The effective decay ramps up as (1 + step) / (10 + step) until it reaches ``decay``, so
     that the first epochs' average is not dominated by the random initialisation. Buffers are
@@ -25,7 +26,7 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"config key 'ema_decay': expected a number in (0, 1), got {decay}")
+            raise ValueError(f"decay must lie in (0, 1), got {decay}")  # config.validate names the key
         self.decay = decay
         self.model = copy.deepcopy(model).requires_grad_(False)
         self._source = list(model.parameters())
@@ -42,9 +43,3 @@ class WeightAverage:
         torch._foreach_lerp_(self._averaged, self._source, 1.0 - self.decay_at(step))
         for averaged, source in zip(self._averaged_buffers, self._source_buffers):
             averaged.copy_(source)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.model.load_state_dict(state)
