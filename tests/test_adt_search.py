@@ -18,7 +18,8 @@ from seqrec_fast.nas.grid_supernet import CopiedGridBlock, FusedTransformerGridB
 from seqrec_fast.nas.search_run import SearchRun
 from seqrec_fast.train.config import build_config
 
-SMALL_MODEL = {"hidden_size": "16", "num_heads": "2", "inner_size": "32", "max_len": "10"}
+# 2,560 targets: about 256 of the search's disjoint windows of 10 per batch.
+SMALL_MODEL = {"hidden_size": "16", "num_heads": "2", "inner_size": "32", "max_len": "10", "batch_size": "2560"}
 
 
 def small_search(out, backbone="sasrec", **search) -> tuple:
@@ -62,7 +63,7 @@ def test_grids_must_increase_and_have_one_size():
                                                   ("bert4rec", FusedTransformerGridBlock),
                                                   ("stosa", CopiedGridBlock)])
 def test_supernet_is_the_backbone_with_grid_blocks(backbone, block_type):
-    model = to_grid_supernet(build_model(ModelConfig(name=backbone, hidden_size=16, num_heads=2, max_len=8), 20), 3)
+    model = to_grid_supernet(build_model(ModelConfig(name=backbone, hidden_size=16, num_heads=2, num_layers=2, max_len=8), 20), 3)
     blocks = model.encoder.blocks if hasattr(model, "encoder") else model.blocks
     assert all(isinstance(b, block_type) for b in blocks)
     set_coordinates(model, [(0.2, 0.9), (1.0, 0.5)])

@@ -117,6 +117,54 @@ def test_popularity_sampler_prefers_popular_items(tiny):
     assert popular[top].sum() > 1.5 * uniform[top].sum()
 
 
+WINDOWS = [dict(window="last"), dict(window="sliding"), dict(window="stride", stride=4), dict(window="stride", stride=1)]
+
+
+@pytest.mark.parametrize("windows", WINDOWS)
+@pytest.mark.parametrize("mode, mask_last_ratio", [("causal", 0.0), ("cloze", 0.0), ("cloze", 0.5)])
+def test_a_batch_holds_about_batch_size_targets(tiny, windows, mode, mask_last_ratio):
+    max_len, batch_size = 20, 96
+    loader = tiny.train_loader(batch_size=batch_size, max_len=max_len, mode=mode, mask_last_ratio=mask_last_ratio,
+                               seed=3, **windows)
+    counts = [int(np.count_nonzero(b["targets"])) for b in loader.epoch(1)]
+    assert len(counts) == len(loader) == len(list(loader.epoch(2)))  # the same count every epoch
+    span = windows.get("stride", max_len)  # a window's most targets
+    # Batches of next-item targets are within one window of batch_size; masked targets are drawn
+    # at random, so their batches are about batch_size on average.
+    mean = np.mean(counts)
+    assert batch_size - span <= mean <= batch_size + (0 if mode == "causal" else 0.1 * batch_size)
+    if mode == "causal":
+        assert max(counts) <= batch_size + span and min(counts[:-1]) >= batch_size - 2 * span
+
+
+@pytest.mark.parametrize("windows", WINDOWS[1:])
+def test_cloze_windows_cover_every_training_interaction_once_per_epoch(tiny, windows):
+    loader = tiny.train_loader(batch_size=64, max_len=12, mode="cloze", mask_last_ratio=0.5, seed=4, **windows)
+    span = windows.get("stride", 12)
+    covered = []
+    for b in loader.epoch(0):
+        restored = np.where(b["inputs"] == tiny.mask_token, b["targets"], b["inputs"])
+        for user, row in zip(b["users"].tolist(), restored):
+            covered += [(user, int(x)) for x in row[-span:] if x]  # the window's target span
+    expected = [(u, int(x)) for u in range(tiny.n_users) for x in tiny.train_sequence(u)]
+    assert sorted(covered) == sorted(expected)
+
+
+def test_mask_last_batches_put_the_mask_at_the_last_position(tiny):
+    loader = tiny.train_loader(batch_size=64, max_len=15, mode="cloze", mask_last_ratio=0.5, window="sliding", seed=6)
+    kinds = []
+    for b in loader.epoch(0):
+        masked = b["inputs"] == tiny.mask_token
+        last_only = bool(masked[:, -1].all() and not masked[:, :-1].any())
+        kinds.append(last_only)
+        if last_only:
+            assert 56 <= len(b["users"]) <= 64  # about batch_size windows of one target each
+            assert (b["targets"][:, -1] > 0).all() and not b["targets"][:, :-1].any()
+    assert 0.4 <= np.mean(kinds) <= 0.6  # mask_last_ratio of the batches
+    with pytest.raises(ValueError, match="cloze"):
+        tiny.train_loader(batch_size=64, max_len=15, mask_last_ratio=0.5)
+
+
 def test_cloze_masks_with_the_mask_token(tiny):
     loader = tiny.train_loader(batch_size=300, max_len=30, mode="cloze", mask_prob=0.3)
     batch = next(iter(loader.epoch(0)))
@@ -132,11 +180,13 @@ def test_cloze_masks_with_the_mask_token(tiny):
 
 
 def test_contrastive_views(tiny):
-    loader = tiny.train_loader(batch_size=64, max_len=30, augmentations=("mask", "crop", "reorder"), augment_fraction=0.5)
+    loader = tiny.train_loader(batch_size=64 * 30, max_len=30, augmentations=("mask", "crop", "reorder"),
+                               augment_fraction=0.5)
     batch = next(iter(loader.epoch(0)))
-    assert batch["view1"].shape == batch["view2"].shape == (64, 30)
+    rows = len(batch["users"])
+    assert rows > 32 and batch["view1"].shape == batch["view2"].shape == (rows, 30)
     assert not np.array_equal(batch["view1"], batch["view2"])
-    for row in range(64):
+    for row in range(rows):
         source = batch["inputs"][row][batch["inputs"][row] != 0]
         for view in (batch["view1"][row], batch["view2"][row]):
             kept = view[(view != 0) & (view != tiny.mask_token)]

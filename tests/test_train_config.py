@@ -79,12 +79,3 @@ def test_training_windows_default_to_the_backbones():
     assert build_config(overrides={"model": "sasrec", "window": "last"}, default_window="sliding").window == "last"
     unresolved = TrainConfig()  # built in code, not through build_config
     assert unresolved.window == "" and unresolved.resolved_window() == "stride"
-
-
-def test_batch_size_counts_strided_windows_by_their_targets():
-    strided = build_config(overrides={"model": "sasrec", "batch_size": "256"})  # stride 5
-    assert (strided.samples_per_window(), strided.windows_per_batch()) == (5, 51)
-    assert strided.windows_per_batch(world_size=2) == 25  # each rank's share of the batch
-    assert build_config(overrides={"model": "sasrec", "batch_size": "4"}).windows_per_batch() == 1
-    sliding = build_config(overrides={"model": "sasrec", "window": "sliding", "batch_size": "256"})
-    assert (sliding.samples_per_window(), sliding.windows_per_batch(world_size=2)) == (1, 128)

@@ -41,9 +41,12 @@ def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
-def test_kill_and_resume_gives_identical_metrics(tmp_path, ema_decay):
-    options = {**OPTIONS, "ema_decay": ema_decay}
+# SASRec's strided windows, GRU4Rec's disjoint ones packed by targets, BERT4Rec's cloze batches
+# with mask-last batches shuffled among them.
+@pytest.mark.parametrize("model, ema_decay, batch_size", [("sasrec", 0.0, 64), ("sasrec", 0.9, 64), ("gru4rec", 0.0, 640),
+                                                        ("bert4rec", 0.0, 256)])
+def test_kill_and_resume_gives_identical_metrics(tmp_path, model, ema_decay, batch_size):
+    options = {**OPTIONS, "model": model, "ema_decay": ema_decay, "batch_size": batch_size}
     reference = Trainer(build_config(overrides={**options, "out": str(tmp_path / "reference")}),
                         synthesize("tiny", seed=0), log=lambda m: None).fit()
 
@@ -57,7 +60,8 @@ def test_kill_and_resume_gives_identical_metrics(tmp_path, ema_decay):
     process.communicate()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     state = torch.load(checkpoint, weights_only=True)
-    assert 0 < state["progress"]["step"] < 8 * 9
+    assert 0 < state["progress"]["step"] < 8 * len(synthesize("tiny", seed=0).train_loader(
+        batch_size=batch_size, max_len=20, mode="cloze" if model == "bert4rec" else "causal"))
 
     resumed = run_cli(["--out", str(run_dir), "--resume", "--json"])
     stdout, stderr = resumed.communicate(timeout=300)

@@ -7,6 +7,7 @@ mod buf;
 mod build;
 mod cache;
 mod eval;
+mod packing;
 mod pool;
 mod prefetch;
 mod remap;
@@ -560,8 +561,8 @@ struct PyTrainStream {
 impl PyTrainStream {
     #[new]
     #[pyo3(signature = (sequences, batch_size, max_len, objective="causal", window="last", stride=None,
-                        n_negatives=0, negative_sampler="uniform", mask_prob=0.2, seed=0, rank=0, world_size=1,
-                        shuffle=true, drop_last=false, augmentations=None, augment_fraction=0.25))]
+                        n_negatives=0, negative_sampler="uniform", mask_prob=0.2, mask_last_ratio=0.0, seed=0,
+                        rank=0, world_size=1, shuffle=true, augmentations=None, augment_fraction=0.25))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -574,17 +575,20 @@ impl PyTrainStream {
         n_negatives: usize,
         negative_sampler: &str,
         mask_prob: f64,
+        mask_last_ratio: f64,
         seed: u64,
         rank: usize,
         world_size: usize,
         shuffle: bool,
-        drop_last: bool,
         augmentations: Option<Vec<String>>,
         augment_fraction: f64,
     ) -> PyResult<Self> {
         let objective = match objective {
             "causal" => train::Objective::Causal,
-            "cloze" => train::Objective::Cloze { mask_prob },
+            "cloze" => train::Objective::Cloze {
+                mask_prob,
+                mask_last_ratio,
+            },
             other => {
                 return Err(value_error(format!(
                     "mode must be 'causal' or 'cloze', got {other:?}"
@@ -630,7 +634,6 @@ impl PyTrainStream {
             rank,
             world_size,
             shuffle,
-            drop_last,
             views,
         };
         let seqs = Arc::clone(&sequences.inner);

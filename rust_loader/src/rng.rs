@@ -31,6 +31,7 @@ pub mod domain {
     pub const SYNTH_USER: u64 = 6;
     pub const SYNTH_LENGTHS: u64 = 7;
     pub const SYNTH_COVERAGE: u64 = 8;
+    pub const BATCH_ORDER: u64 = 9;
 }
 
 /// xoshiro256++ (Blackman & Vigna): fast, 256-bit state, good statistical quality.

@@ -1,8 +1,9 @@
 //! Training batches: left-to-right (causal) and cloze (masked) objectives, last-window or
-//! strided-window samples, negatives outside the user's history, optional contrastive views,
-//! sharded by (rank, world_size).
+//! strided-window samples packed into batches of about `batch_size` targets, negatives outside
+//! the user's history, optional contrastive views, sharded by (rank, world_size).
 
 use crate::augment::{augment, Augmentation};
+use crate::packing::{batch_count, partition};
 use crate::pool;
 use crate::prefetch::{Array, Batch, BatchMaker};
 use crate::rng::{domain, Rng};
@@ -14,8 +15,13 @@ use std::sync::Arc;
 pub enum Objective {
     /// Predict the next item at every position (SASRec, NextItNet, GRU4Rec).
     Causal,
-    /// Predict masked items (BERT4Rec); the mask token is n_items + 1.
-    Cloze { mask_prob: f64 },
+    /// Predict masked items (BERT4Rec); the mask token is n_items + 1. A share
+    /// `mask_last_ratio` of the batches masks only the last item of each window instead, which
+    /// is the task evaluation poses (RecBole's `ft_ratio`).
+    Cloze {
+        mask_prob: f64,
+        mask_last_ratio: f64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +55,8 @@ pub struct Views {
 
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// Targets per batch (next items, or masked positions): batches hold as many windows as
+    /// make about this many, so an epoch takes the same steps whatever the windows.
     pub batch_size: usize,
     pub max_len: usize,
     pub objective: Objective,
@@ -58,7 +66,6 @@ pub struct TrainConfig {
     pub rank: usize,
     pub world_size: usize,
     pub shuffle: bool,
-    pub drop_last: bool,
     pub views: Option<Views>,
 }
 
@@ -81,9 +88,18 @@ impl TrainConfig {
                 ));
             }
         }
-        if let Objective::Cloze { mask_prob } = self.objective {
+        if let Objective::Cloze {
+            mask_prob,
+            mask_last_ratio,
+        } = self.objective
+        {
             if !(mask_prob > 0.0 && mask_prob <= 1.0) {
                 return Err(format!("mask_prob must be in (0, 1], got {mask_prob}"));
+            }
+            if !(0.0..=1.0).contains(&mask_last_ratio) {
+                return Err(format!(
+                    "mask_last_ratio must be in [0, 1], got {mask_last_ratio}"
+                ));
             }
         }
         if let Some(views) = &self.views {
@@ -105,12 +121,23 @@ pub struct Sample {
     pub end: i64,
 }
 
+/// How an epoch's samples become batches; the same for every epoch, so `len()` is stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    /// Samples (the first of each epoch's order) that mask their last item only.
+    mask_last_samples: usize,
+    mask_last_batches: usize,
+    /// Batches of the remaining samples, with the objective's usual targets.
+    other_batches: usize,
+}
+
 pub struct TrainStream {
     pub seqs: Arc<Sequences>,
     pub config: TrainConfig,
     pub sampler: Arc<ItemSampler>,
     /// This rank's samples in canonical order (users ascending, windows from the end).
     samples: Vec<Sample>,
+    plan: Plan,
 }
 
 impl TrainStream {
@@ -156,12 +183,62 @@ impl TrainStream {
                 }
             }
         }
-        Ok(TrainStream {
+        let mut stream = TrainStream {
             seqs,
             config,
             sampler,
             samples,
-        })
+            plan: Plan {
+                mask_last_samples: 0,
+                mask_last_batches: 0,
+                other_batches: 0,
+            },
+        };
+        stream.plan = stream.make_plan();
+        Ok(stream)
+    }
+
+    /// Targets the sample trains on: exactly for next-item windows, in expectation for masked
+    /// ones (each target position masked with mask_prob, one forced when chance masks none).
+    fn expected_targets(&self, sample: Sample) -> f64 {
+        let l = self.config.max_len;
+        let start = self.seqs.start(sample.user as usize);
+        let end = sample.end as usize;
+        let targets_from = end.saturating_sub(self.config.window.targets_per_window(l));
+        match self.config.objective {
+            Objective::Causal => (end - targets_from.max(start + 1)) as f64,
+            Objective::Cloze { mask_prob, .. } => {
+                let maskable = (end - targets_from.max(start).max(end.saturating_sub(l))) as i32;
+                maskable as f64 * mask_prob + (1.0 - mask_prob).powi(maskable)
+            }
+        }
+    }
+
+    /// Batch counts from the samples' targets. Mask-last batches hold `batch_size` windows
+    /// (one target each); as many samples go to them as make `mask_last_ratio` of the batches.
+    fn make_plan(&self) -> Plan {
+        let (n, budget) = (self.samples.len(), self.config.batch_size);
+        let targets: f64 = self.samples.iter().map(|&s| self.expected_targets(s)).sum();
+        let ratio = match self.config.objective {
+            Objective::Cloze {
+                mask_last_ratio, ..
+            } => mask_last_ratio,
+            Objective::Causal => 0.0,
+        };
+        let mean = if n > 0 { targets / n as f64 } else { 0.0 };
+        // mask-last batches / all batches = k / (k + (n - k) * mean) = ratio, solved for k.
+        let mask_last_samples = if ratio >= 1.0 {
+            n
+        } else {
+            let share = ratio * mean / (1.0 - ratio + ratio * mean);
+            ((share * n as f64).round() as usize).min(n)
+        };
+        let others = n - mask_last_samples;
+        Plan {
+            mask_last_samples,
+            mask_last_batches: batch_count(mask_last_samples as f64, budget, mask_last_samples),
+            other_batches: batch_count(others as f64 * mean, budget, others),
+        }
     }
 
     pub fn n_samples(&self) -> usize {
@@ -169,33 +246,59 @@ impl TrainStream {
     }
 
     pub fn n_batches(&self) -> usize {
-        let (n, b) = (self.samples.len(), self.config.batch_size);
-        if self.config.drop_last {
-            n / b
-        } else {
-            n.div_ceil(b)
-        }
+        self.plan.mask_last_batches + self.plan.other_batches
+    }
+
+    /// This rank's random stream for one epoch's job (`domain`).
+    fn epoch_rng(&self, domain: u64, epoch: u64) -> Rng {
+        Rng::from_parts(&[self.config.seed, domain, epoch, self.config.rank as u64])
     }
 
     /// The samples of one epoch, in batch order.
     pub fn epoch_samples(&self, epoch: u64) -> Vec<Sample> {
         let mut samples = self.samples.clone();
         if self.config.shuffle {
-            Rng::from_parts(&[
-                self.config.seed,
-                domain::ORDER,
-                epoch,
-                self.config.rank as u64,
-            ])
-            .shuffle(&mut samples);
+            self.epoch_rng(domain::ORDER, epoch).shuffle(&mut samples);
         }
         samples
     }
 
+    /// The epoch's batches as ranges of `epoch_samples(epoch)`, in training order, each with
+    /// whether it masks the last items only. Mask-last and other batches are interleaved by a
+    /// seeded shuffle.
+    pub fn epoch_batches(
+        &self,
+        epoch: u64,
+        samples: &[Sample],
+    ) -> Vec<(std::ops::Range<usize>, bool)> {
+        let plan = self.plan;
+        let k = plan.mask_last_samples;
+        let mut batches = Vec::with_capacity(self.n_batches());
+        if plan.mask_last_batches > 0 {
+            let bounds = partition(&vec![1.0; k], plan.mask_last_batches);
+            batches.extend(bounds.windows(2).map(|b| (b[0]..b[1], true)));
+        }
+        if plan.other_batches > 0 {
+            let weights: Vec<f64> = samples[k..]
+                .iter()
+                .map(|&s| self.expected_targets(s))
+                .collect();
+            let bounds = partition(&weights, plan.other_batches);
+            batches.extend(bounds.windows(2).map(|b| (k + b[0]..k + b[1], false)));
+        }
+        if self.config.shuffle && plan.mask_last_batches > 0 && plan.other_batches > 0 {
+            self.epoch_rng(domain::BATCH_ORDER, epoch)
+                .shuffle(&mut batches);
+        }
+        batches
+    }
+
     pub fn epoch(self: &Arc<Self>, epoch: u64) -> EpochBatches {
+        let samples = self.epoch_samples(epoch);
         EpochBatches {
             stream: Arc::clone(self),
-            samples: self.epoch_samples(epoch),
+            batches: self.epoch_batches(epoch, &samples),
+            samples,
             epoch,
         }
     }
@@ -204,6 +307,7 @@ impl TrainStream {
 pub struct EpochBatches {
     stream: Arc<TrainStream>,
     samples: Vec<Sample>,
+    batches: Vec<(std::ops::Range<usize>, bool)>,
     epoch: u64,
 }
 
@@ -216,7 +320,14 @@ struct Rows {
 }
 
 impl EpochBatches {
-    fn fill_row(&self, sample: Sample, row: usize, out: &mut Rows, history: &mut ItemSet) {
+    fn fill_row(
+        &self,
+        sample: Sample,
+        mask_last: bool,
+        row: usize,
+        out: &mut Rows,
+        history: &mut ItemSet,
+    ) {
         let s = &*self.stream;
         let cfg = &s.config;
         let l = cfg.max_len;
@@ -249,13 +360,18 @@ impl EpochBatches {
                 }
                 &items[first - 1..end - 1]
             }
-            Objective::Cloze { mask_prob } => {
+            Objective::Cloze { mask_prob, .. } => {
                 let first = start.max(end.saturating_sub(l));
                 let pad = l - (end - first);
                 let mask_token = seqs.n_items as i64 + 1;
                 let mut any = false;
                 for (j, p) in (first..end).enumerate() {
-                    if p >= targets_from && rng.unit() < mask_prob {
+                    let masked = if mask_last {
+                        p + 1 == end
+                    } else {
+                        p >= targets_from && rng.unit() < mask_prob
+                    };
+                    if masked {
                         inputs[pad + j] = mask_token;
                         targets[pad + j] = items[p] as i64;
                         any = true;
@@ -307,13 +423,14 @@ impl EpochBatches {
 
 impl BatchMaker for EpochBatches {
     fn n_batches(&self) -> usize {
-        self.stream.n_batches()
+        self.batches.len()
     }
 
     fn make(&self, index: usize) -> Result<Batch, String> {
         let cfg = &self.stream.config;
-        let (b, l, n) = (cfg.batch_size, cfg.max_len, cfg.n_negatives);
-        let rows = &self.samples[index * b..((index + 1) * b).min(self.samples.len())];
+        let (l, n) = (cfg.max_len, cfg.n_negatives);
+        let (range, mask_last) = self.batches[index].clone();
+        let rows = &self.samples[range];
         let r = rows.len();
         let view_len = if cfg.views.is_some() { r * l } else { 0 };
         let mut out = Rows {
@@ -324,7 +441,7 @@ impl BatchMaker for EpochBatches {
         };
         let mut history = ItemSet::new(self.stream.seqs.n_items + 1);
         for (row, &sample) in rows.iter().enumerate() {
-            self.fill_row(sample, row, &mut out, &mut history);
+            self.fill_row(sample, mask_last, row, &mut out, &mut history);
         }
         let mut batch = vec![
             Array {
@@ -384,7 +501,6 @@ mod tests {
             rank,
             world_size,
             shuffle: true,
-            drop_last: false,
             views: None,
         }
     }
@@ -470,20 +586,112 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cloze_masks_only_the_strided_targets() {
+    fn cloze_stream(stride: usize, mask_prob: f64, mask_last_ratio: f64) -> Arc<TrainStream> {
         let seqs = Arc::new(synthesize(&SynthConfig::preset("tiny", 0).unwrap()).unwrap());
         let sampler = Arc::new(ItemSampler::Uniform {
             n_items: seqs.n_items,
         });
-        let mut cfg = config(Window::Stride(2), 0, 1);
-        cfg.objective = Objective::Cloze { mask_prob: 0.5 };
-        let s = Arc::new(TrainStream::new(seqs, cfg, sampler).unwrap());
+        let mut cfg = config(Window::Stride(stride), 0, 1);
+        cfg.objective = Objective::Cloze {
+            mask_prob,
+            mask_last_ratio,
+        };
+        Arc::new(TrainStream::new(seqs, cfg, sampler).unwrap())
+    }
+
+    #[test]
+    fn cloze_masks_only_the_strided_targets() {
+        let s = cloze_stream(2, 0.5, 0.0);
         for batch in all_batches(&s, 0, 1) {
             let targets = batch.iter().find(|a| a.name == "targets").unwrap();
             for row in targets.data.chunks(10) {
                 assert!(row[..8].iter().all(|&t| t == 0));
                 assert!(row[8..].iter().any(|&t| t != 0));
+            }
+        }
+    }
+
+    fn count_targets(batch: &Batch) -> usize {
+        let targets = batch.iter().find(|a| a.name == "targets").unwrap();
+        targets.data.iter().filter(|&&t| t != 0).count()
+    }
+
+    #[test]
+    fn batches_hold_about_batch_size_targets_for_every_window_kind() {
+        let l = 10;
+        for window in [
+            Window::Last,
+            Window::Stride(l),
+            Window::Stride(3),
+            Window::Stride(1),
+        ] {
+            let s = stream(window, 0, 1);
+            let batches = all_batches(&s, 0, 1);
+            assert_eq!(batches.len(), s.n_batches());
+            let counts: Vec<usize> = batches.iter().map(count_targets).collect();
+            let total: usize = counts.iter().sum();
+            // Every batch is within one window's targets of the mean, which is at most 16.
+            let mean = total as f64 / counts.len() as f64;
+            assert!(
+                mean <= 16.0 && mean > 16.0 - window.targets_per_window(l) as f64,
+                "{window:?}: {mean}"
+            );
+            for &c in &counts {
+                assert!(
+                    (c as f64 - mean).abs() <= window.targets_per_window(l) as f64,
+                    "{window:?}: {counts:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_batch_count_is_the_same_every_epoch() {
+        let s = cloze_stream(10, 0.2, 0.5);
+        for epoch in 0..4 {
+            let samples = s.epoch_samples(epoch);
+            let batches = s.epoch_batches(epoch, &samples);
+            assert_eq!(batches.len(), s.n_batches());
+            // The batches cover the epoch's samples once each.
+            let mut covered: Vec<usize> = batches.iter().flat_map(|(r, _)| r.clone()).collect();
+            covered.sort_unstable();
+            assert_eq!(covered, (0..samples.len()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn mask_last_batches_mask_only_the_last_position() {
+        let s = cloze_stream(10, 0.2, 0.5);
+        let mask_token = s.seqs.n_items as i64 + 1;
+        let samples = s.epoch_samples(0);
+        let plan = s.epoch_batches(0, &samples);
+        let batches = all_batches(&s, 0, 1);
+        let mask_last = plan.iter().filter(|(_, last)| *last).count();
+        assert!(mask_last > 0 && mask_last < plan.len());
+        // Half of the batches, up to rounding of the two counts.
+        assert!(
+            (mask_last as f64 / plan.len() as f64 - 0.5).abs() < 0.1,
+            "{mask_last} of {}",
+            plan.len()
+        );
+        for ((range, last), batch) in plan.iter().zip(&batches) {
+            let get = |name: &str| batch.iter().find(|a| a.name == name).unwrap();
+            let (inputs, targets) = (get("inputs"), get("targets"));
+            assert_eq!(targets.shape[0], range.len());
+            if *last {
+                // About batch_size windows: the mask-last samples split evenly.
+                assert!((15..=16).contains(&range.len()), "{} windows", range.len());
+            }
+            for (row_inputs, row_targets) in inputs.data.chunks(10).zip(targets.data.chunks(10)) {
+                let masked: Vec<usize> = (0..10).filter(|&j| row_inputs[j] == mask_token).collect();
+                assert!(masked.iter().all(|&j| row_targets[j] != 0));
+                assert_eq!(
+                    masked.len(),
+                    row_targets.iter().filter(|&&t| t != 0).count()
+                );
+                if *last {
+                    assert_eq!(masked, vec![9]);
+                }
             }
         }
     }

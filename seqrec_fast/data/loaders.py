@@ -28,8 +28,14 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class TrainLoaderConfig:
     """How training batches are built.
 
+    batch_size: targets per batch (next items, or masked positions for "cloze"): each batch holds
+      as many windows as make about that many, so an epoch takes the same number of steps
+      whatever the windows (RecBole's batch is 256 prefixes of one target each). The count of
+      batches is the same every epoch.
     mode: "causal" (next-item targets at every position: SASRec, NextItNet, GRU4Rec) or "cloze"
-      (masked items, mask token n_items + 1, with probability `mask_prob`: BERT4Rec).
+      (masked items, mask token n_items + 1, with probability `mask_prob`: BERT4Rec). In "cloze",
+      a share `mask_last_ratio` of the batches masks only the last item of each window instead,
+      the task evaluation poses (RecBole's ft_ratio); those batches hold batch_size windows.
     window: "last" (one sample per user: the last max_len positions of its training sequence),
       "sliding" (the training sequence cut into windows of max_len targets from the end, so that
       every training interaction is a target exactly once per epoch) or "stride" (windows of
@@ -52,6 +58,7 @@ class TrainLoaderConfig:
     n_negatives: int = 0
     negative_sampler: str = "uniform"
     mask_prob: float = 0.2
+    mask_last_ratio: float = 0.0
     augmentations: tuple[str, ...] | None = None
     augment_fraction: float = 0.25
     seed: int = 0
@@ -59,7 +66,6 @@ class TrainLoaderConfig:
     world_size: int = 1
     num_threads: int = 1
     shuffle: bool = True
-    drop_last: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -69,6 +75,10 @@ class TrainLoaderConfig:
         if self.stride is not None and not 1 <= self.stride <= self.max_len:
             raise ValueError(f"stride must be in 1..max_len ({self.max_len}), got {self.stride}")
         _check_choice("negative_sampler", self.negative_sampler, SAMPLERS)
+        if not 0.0 <= self.mask_last_ratio <= 1.0:
+            raise ValueError(f"mask_last_ratio must be in [0, 1], got {self.mask_last_ratio}")
+        if self.mask_last_ratio and self.mode != "cloze":
+            raise ValueError(f"mask_last_ratio applies to mode 'cloze' only, not {self.mode!r}")
         for name in self.augmentations or ():
             _check_choice("augmentation", name, AUGMENTATIONS)
         if self.num_threads < 0:
@@ -81,7 +91,8 @@ class TrainLoader:
     Each batch: "inputs" int64 [B, L] left-padded with 0; "targets" int64 [B, L] (causal: the
     next item, cloze: the masked item, 0 elsewhere); "users" int64 [B]; "negatives" int64
     [B, L, n] when n_negatives > 0 (0 where the target is 0); "view1"/"view2" int64 [B, L] with
-    augmentations. The last batch may be smaller unless drop_last.
+    augmentations. B varies from batch to batch: it is the number of windows that hold about
+    batch_size targets.
     """
 
     def __init__(self, sequences: _loader.Sequences, config: TrainLoaderConfig):
@@ -96,11 +107,11 @@ class TrainLoader:
             n_negatives=config.n_negatives,
             negative_sampler=config.negative_sampler,
             mask_prob=config.mask_prob,
+            mask_last_ratio=config.mask_last_ratio,
             seed=config.seed,
             rank=config.rank,
             world_size=config.world_size,
             shuffle=config.shuffle,
-            drop_last=config.drop_last,
             augmentations=list(config.augmentations) if config.augmentations else None,
             augment_fraction=config.augment_fraction,
         )

@@ -3,7 +3,7 @@ to know which backbone they drive."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -27,15 +27,18 @@ class SequentialRecommender(nn.Module):
     default_loss: ClassVar[str] = "ce"
     #: training windows when the config names none (see TrainConfig.window)
     default_window: ClassVar[str] = "sliding"
-    #: (dropout, attn_dropout) when the config leaves them at -1: the reference settings
-    default_dropout: ClassVar[tuple[float, float]] = (0.2, 0.2)
+    #: ModelConfig values for the fields a config leaves unset (-1, or empty dilations): the
+    #: reference implementation's, unless validation scores chose otherwise (see each backbone)
+    defaults: ClassVar[dict[str, Any]] = {"num_layers": 2, "num_heads": 2, "inner_size": 256, "dropout": 0.2,
+                                          "attn_dropout": 0.2, "dilations": (1, 4)}
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__()
         if n_items < 1:
             raise ValueError(f"n_items must be positive, got {n_items}")
-        if config.dropout < 0 or config.attn_dropout < 0:
-            raise ValueError("dropout and attn_dropout must be resolved before building a model: "
+        unset = [name for name in self.defaults if getattr(config, name) in (-1, -1.0, ())]
+        if unset:
+            raise ValueError(f"{', '.join(unset)} must be resolved before building a model: "
                              "use build_model(), which applies the backbone's defaults")
         self.config = config
         self.n_items = n_items

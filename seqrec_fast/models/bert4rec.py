@@ -18,7 +18,7 @@ from .layers import TransformerEncoder, init_weights
 class BERT4Rec(SequentialRecommender):
     objective = "cloze"
     causal = False
-    default_dropout = (0.2, 0.2)  # RecBole's BERT4Rec
+    defaults = {**SequentialRecommender.defaults, "dropout": 0.2, "attn_dropout": 0.2}  # RecBole's BERT4Rec
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__(config, n_items)

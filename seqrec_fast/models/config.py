@@ -9,14 +9,16 @@ from dataclasses import dataclass
 class ModelConfig:
     """What a backbone is built from. Fields a backbone does not use are ignored by it."""
 
+    # Fields at -1 (or an empty ``dilations``) take the backbone's own default, its class's
+    # ``defaults`` (registry.resolve_defaults), so that ``--model M`` alone builds M as its
+    # reference implementation does.
     name: str = "sasrec"
     hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    inner_size: int = 256  # feed-forward width (Transformers), also GRU4Rec's recurrent width
+    num_layers: int = -1  # blocks (Transformers, STOSA), GRU layers, repeats of the dilation pattern
+    num_heads: int = -1
+    inner_size: int = -1  # feed-forward width (Transformers), GRU4Rec's recurrent width
     max_len: int = 50
-    # Dropout on embeddings and residual branches, and on attention weights; -1 takes the
-    # backbone's own default (that of its reference implementation, see ``default_dropout``).
+    # Dropout on embeddings and residual branches, and on attention weights.
     dropout: float = -1.0
     attn_dropout: float = -1.0
     # "standard": LayerNorm(x + f(x)); "scaled": LayerNorm(x + a*f(x)) with a learnable scalar a
@@ -25,6 +27,9 @@ class ModelConfig:
     tie_weights: bool = True  # score items with the input item embeddings
     # NextItNet: each residual block holds two causal convolutions with dilations d and 2d.
     kernel_size: int = 3
-    dilations: tuple[int, ...] = (1, 2, 4, 8)
-    # BERT4Rec: share of items replaced by the mask token in training.
+    dilations: tuple[int, ...] = ()
+    # BERT4Rec: share of items replaced by the mask token in training, and share of the training
+    # batches that mask only the last item of each window instead (RecBole's ft_ratio): the
+    # task that ranking the next item poses.
     mask_prob: float = 0.2
+    mask_last_ratio: float = 0.5

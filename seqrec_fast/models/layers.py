@@ -61,12 +61,13 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Linear -> GELU -> Linear; the dropout sits in the surrounding :class:`Residual`."""
+    """Linear -> activation (GELU by default) -> Linear; the dropout sits in the surrounding
+    :class:`Residual`."""
 
-    def __init__(self, hidden_size: int, inner_size: int):
+    def __init__(self, hidden_size: int, inner_size: int, activation: type[nn.Module] = nn.GELU):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(hidden_size, inner_size), nn.GELU(), nn.Linear(inner_size, hidden_size)
+            nn.Linear(hidden_size, inner_size), activation(), nn.Linear(inner_size, hidden_size)
         )
 
     def forward(self, x: Tensor) -> Tensor:

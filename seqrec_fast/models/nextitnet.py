@@ -1,5 +1,8 @@
 """NextItNet (Yuan et al., WSDM 2019): a stack of residual blocks of dilated causal 1-D
-convolutions over the item embeddings."""
+convolutions over the item embeddings, then a linear layer.
+
+As RecBole's NextItNet: the dilation pattern (1, 4) five times (ten blocks, each two convolutions
+with dilations d and 2d, kernel 3), no dropout."""
 
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ class ResidualConvBlock(nn.Module):
 class NextItNet(SequentialRecommender):
     objective = "causal"
     causal = True
-    default_dropout = (0.0, 0.0)  # NextItNet uses none
+    defaults = {**SequentialRecommender.defaults, "num_layers": 5, "dilations": (1, 4), "dropout": 0.0,
+                "attn_dropout": 0.0}
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__(config, n_items)
@@ -62,6 +66,7 @@ class NextItNet(SequentialRecommender):
             ResidualConvBlock(config.hidden_size, config.kernel_size, dilation, config.residual)
             for _ in range(config.num_layers) for dilation in config.dilations
         )
+        self.final = nn.Linear(config.hidden_size, config.hidden_size)
         self.output_items = None if config.tie_weights else nn.Embedding(n_items + 1, config.hidden_size)
         self.apply(init_weights)
 
@@ -72,7 +77,7 @@ class NextItNet(SequentialRecommender):
         x = self.dropout(self.items(inputs)) * valid
         for block in self.blocks:
             x = block(x) * valid
-        return x
+        return self.final(x) * valid
 
     def output_embedding(self):
         table = self.items if self.output_items is None else self.output_items

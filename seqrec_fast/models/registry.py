@@ -29,10 +29,11 @@ def model_class(name: str) -> type[SequentialRecommender]:
 
 
 def resolve_defaults(config: ModelConfig) -> ModelConfig:
-    """The config with -1 dropouts replaced by the backbone's defaults."""
-    dropout, attn_dropout = model_class(config.name).default_dropout
-    return dataclasses.replace(config, dropout=dropout if config.dropout < 0 else config.dropout,
-                               attn_dropout=attn_dropout if config.attn_dropout < 0 else config.attn_dropout)
+    """The config with its unset fields (-1, or empty dilations) replaced by the backbone's
+    defaults."""
+    defaults = model_class(config.name).defaults
+    return dataclasses.replace(config, **{name: value for name, value in defaults.items()
+                                          if getattr(config, name) in (-1, -1.0, ())})
 
 
 def build_model(config: ModelConfig, n_items: int) -> SequentialRecommender:

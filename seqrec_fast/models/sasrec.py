@@ -12,7 +12,7 @@ from .layers import TransformerEncoder, init_weights
 class SASRec(SequentialRecommender):
     objective = "causal"
     causal = True
-    default_dropout = (0.5, 0.5)  # RecBole's SASRec
+    defaults = {**SequentialRecommender.defaults, "dropout": 0.5, "attn_dropout": 0.5}  # RecBole's SASRec
     # Targets on the last `stride` positions of overlapping windows, each with a context nearly
     # as long as evaluation's: on ml-100k under RecBole's protocol stride 5 (51 windows per batch
     # of 256 targets) beat disjoint windows (test NDCG@10 0.0638 vs 0.0535, HR@10 0.137 vs 0.112,

@@ -3,7 +3,13 @@ Gaussians (a mean and a covariance embedding); attention scores are minus the 2-
 distance between query and key distributions, and items are ranked by ascending distance to the
 sequence's output distribution.
 
-The representation ``forward`` returns is [B, L, 2d]: the mean and the covariance, concatenated."""
+The representation ``forward`` returns is [B, L, 2d]: the mean and the covariance, concatenated.
+
+As the authors' model: the mean input is ELU(dropout(LayerNorm(item + position))), the
+covariance input that + 1; the feed-forward layers use ELU; one block of 4 heads, dropout 0.3 on
+the hidden states and none on the attention weights (their published settings). Their encoder
+feeds every block the embeddings rather than the previous block's output (a misspelt variable);
+here blocks chain."""
 
 from __future__ import annotations
 
@@ -72,8 +78,8 @@ class StochasticBlock(nn.Module):
         self.attention = WassersteinAttention(d, config.num_heads, config.attn_dropout)
         self.mean_residual = Residual(d, config.dropout, scaled)
         self.cov_residual = Residual(d, config.dropout, scaled)
-        self.mean_ffn = FeedForward(d, config.inner_size)
-        self.cov_ffn = FeedForward(d, config.inner_size)
+        self.mean_ffn = FeedForward(d, config.inner_size, nn.ELU)
+        self.cov_ffn = FeedForward(d, config.inner_size, nn.ELU)
         self.mean_ffn_residual = Residual(d, config.dropout, scaled)
         self.cov_ffn_residual = Residual(d, config.dropout, scaled)
 
@@ -89,7 +95,8 @@ class StochasticBlock(nn.Module):
 class STOSA(SequentialRecommender):
     objective = "causal"
     causal = True
-    default_dropout = (0.3, 0.3)
+    defaults = {**SequentialRecommender.defaults, "num_layers": 1, "num_heads": 4, "inner_size": 256,
+                "dropout": 0.3, "attn_dropout": 0.0}
     default_loss = "stosa"
 
     def __init__(self, config: ModelConfig, n_items: int):
@@ -110,7 +117,7 @@ class STOSA(SequentialRecommender):
             raise ValueError(f"sequence length {inputs.shape[1]} exceeds the model's max_len {self.position_mean.num_embeddings}")
         valid = inputs > 0
         positions = positions_from_first_item(valid)
-        mean = self.dropout(self.mean_norm(self.item_mean(inputs) + self.position_mean(positions)))
+        mean = F.elu(self.dropout(self.mean_norm(self.item_mean(inputs) + self.position_mean(positions))))
         cov = positive(self.dropout(self.cov_norm(self.item_cov(inputs) + self.position_cov(positions))))
         mask = attention_mask(valid, causal=True)
         for block in self.blocks:

@@ -63,9 +63,10 @@ class TrainConfig:
     # this decay per step (train.weight_average); 0 scores the trained weights themselves.
     ema_decay: float = 0.0
     epochs: int = 200
-    # Global (split across ranks under torchrun), in training samples: sequences for "sliding" and
-    # "last" windows; for "stride" windows, (context, next item) pairs as in RecBole, so a batch
-    # holds batch_size // stride windows (see windows_per_batch).
+    # Targets per optimizer step (next items, or masked positions for BERT4Rec), global (split
+    # across ranks under torchrun): each batch holds as many windows as make about this many,
+    # so an epoch takes RecBole's number of steps (its batch is 256 prefixes, one target each)
+    # whatever the windows.
     batch_size: int = 256
     # Training windows (data.TrainLoaderConfig): "stride" ends a window of max_len items every
     # `stride` items with targets on its last `stride` positions, so each target sees a long
@@ -113,19 +114,6 @@ class TrainConfig:
     def loader_stride(self) -> int | None:
         """The loader's `stride` option: set for window "stride" only, at most max_len."""
         return min(self.stride, self.model.max_len) if self.resolved_window() == "stride" else None
-
-    def samples_per_window(self) -> int:
-        """Training samples (the unit of batch_size) in one window: its `stride` targets for
-        strided windows, one sequence otherwise."""
-        return self.loader_stride() or 1
-
-    def windows_per_batch(self, world_size: int = 1) -> int:
-        """Windows in each rank's batch. Counting a strided window as its targets keeps the
-        targets per batch, and so the optimizer steps per epoch, what batch_size says (RecBole's
-        batch is 256 prefixes, one target each): 256 windows of 5 targets would take a fifth of
-        the steps, and on ml-100k SASRec's test NDCG@10 plateaued lower that way (README,
-        Training windows)."""
-        return max(1, self.batch_size // world_size // self.samples_per_window())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -295,6 +283,8 @@ def validate(config: TrainConfig) -> None:
     if config.model.hidden_size % config.model.num_heads:
         raise ConfigError(f"config keys 'hidden_size' ({config.model.hidden_size}) and 'num_heads' "
                           f"({config.model.num_heads}): hidden_size must be divisible by num_heads")
+    if not 0.0 <= config.model.mask_last_ratio <= 1.0:
+        raise ConfigError(f"config key 'mask_last_ratio': expected a number in [0, 1], got {config.model.mask_last_ratio}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise ConfigError(f"config key 'ema_decay': expected a number in [0, 1), got {config.ema_decay}")
     from .losses import LOSSES

@@ -58,7 +58,16 @@ def batch_counts(model: SequentialRecommender, batch: dict, device: torch.device
 @torch.no_grad()
 def evaluate(model: SequentialRecommender, loader, device: torch.device, *, filter_history: bool = True,
              sampled: bool = False, cutoffs=DEFAULT_CUTOFFS, ties: str = "pessimistic") -> dict[str, float]:
-    """Mean metrics over every user of the split (gathered over ranks under torchrun).
+    """Mean metrics over every user of the split (gathered over ranks under torchrun)."""
+    _, counts = rank_users(model, loader, device, filter_history=filter_history, sampled=sampled)
+    return summarise(counts, cutoffs, ties)
+
+
+@torch.no_grad()
+def rank_users(model: SequentialRecommender, loader, device: torch.device, *, filter_history: bool = True,
+               sampled: bool = False) -> tuple[np.ndarray, RankCounts]:
+    """Every user of the split (gathered over ranks under torchrun), ascending, and the counts
+    that place its target among the candidates: what per-user comparisons of two runs need.
 
     Runs in fp32 even when training used bf16 autocast: bf16 scores tie often, and ties are
     (rightly) never resolved in the model's favour."""
@@ -78,5 +87,4 @@ def evaluate(model: SequentialRecommender, loader, device: torch.device, *, filt
         user_ids = np.concatenate([u for u, _ in gathered])
         counts = RankCounts.concatenate([c for _, c in gathered])
     order = np.argsort(user_ids, kind="stable")  # a fixed order makes the float sums rank-independent
-    counts = RankCounts(counts.greater[order], counts.ties[order], counts.n_negatives[order])
-    return summarise(counts, cutoffs, ties)
+    return user_ids[order], RankCounts(counts.greater[order], counts.ties[order], counts.n_negatives[order])

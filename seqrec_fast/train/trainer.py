@@ -22,9 +22,10 @@ from tqdm import tqdm
 
 from ..models import SequentialRecommender, build_model
 from . import distributed
-from .checkpoint import atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import atomic_write_bytes, atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, to_yaml
-from .evaluation import evaluate, protocol_label
+from .evaluation import protocol_label, rank_users
+from .metrics import summarise
 from .losses import loss_spec, proposal_log_probabilities
 from .weight_average import WeightAverage
 
@@ -34,6 +35,9 @@ BEST = "best.pt"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CONFIG = "config.yaml"
+# Where each test user's target ranked (the counts of train.metrics), so that two runs compare
+# user by user (a paired bootstrap) without reading the test split again.
+TEST_RANKS = "test_ranks.npz"
 
 
 class TrainingDiverged(RuntimeError):
@@ -97,7 +101,7 @@ class Progress:
     evals_without_improvement: int = 0
     elapsed_s: float = 0.0  # wall time since the job started, summed over resumes
     train_s: float = 0.0  # wall time inside training steps only
-    samples: int = 0  # training samples seen (all ranks), in batch_size's unit
+    samples: int = 0  # training targets seen (all ranks), batch_size's unit
     time_to_best_s: float = 0.0
     metrics_lines: int = 0  # lines of metrics.jsonl that belong to this state
     best_valid: dict[str, float] = field(default_factory=dict)
@@ -174,14 +178,14 @@ class Trainer:
             self.train_module = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.train_loader = dataset.train_loader(
-            batch_size=config.windows_per_batch(self.world), max_len=config.model.max_len, mode=self.model.objective,
+            batch_size=max(1, config.batch_size // self.world), max_len=config.model.max_len, mode=self.model.objective,
             n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
+            mask_last_ratio=config.model.mask_last_ratio if self.model.objective == "cloze" else 0.0,
             window=config.resolved_window(), stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
             num_threads=config.loader_threads, shuffle=True)
-        self.samples_per_window = config.samples_per_window()
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
-            raise ValueError(f"the training split gives no batch of {config.windows_per_batch(self.world)} windows")
+            raise ValueError("the training split gives no training batch: no user has a training target")
         self.optimizer = make_optimizer(self.step_module, config)
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * self.steps_per_epoch)
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
@@ -290,6 +294,7 @@ class Trainer:
             if start_batch is not None:
                 start_batch(epoch, index)
             inputs, targets, negatives = self._batch_tensors(batch)
+            n_targets = np.count_nonzero(batch["targets"])
             with self._autocast():
                 loss = self.train_module(inputs, targets, negatives)
             finite = bool(torch.isfinite(loss).item())
@@ -311,7 +316,7 @@ class Trainer:
             loss_sum += float(loss.item())
             loss_count += 1
             p.batch, p.step = index + 1, p.step + 1
-            p.samples += len(inputs) * self.samples_per_window * self.world
+            p.samples += int(n_targets) * self.world
             p.train_s += time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}")
@@ -323,6 +328,14 @@ class Trainer:
 
     def _validate(self, split: str = "valid") -> dict[str, float]:
         return evaluate_split(self.eval_model, self.dataset, self.config, split, self.device)
+
+    def _test(self) -> dict[str, float]:
+        """The test metrics of the selected weights, with each user's rank counts saved."""
+        users, counts = rank_split(self.eval_model, self.dataset, self.config, "test", self.device)
+        if distributed.is_main():
+            atomic_write_bytes(self.run_dir / TEST_RANKS, lambda handle: np.savez(
+                handle, users=users, greater=counts.greater, ties=counts.ties, n_negatives=counts.n_negatives))
+        return summarise(counts, ties=self.config.ties)
 
     def fit(self, select: bool = True) -> dict[str, Any]:
         """Train until the epoch budget or early stopping, then test the best weights once.
@@ -368,7 +381,7 @@ class Trainer:
         best = load_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST) if distributed.is_main() else None
         best_model = distributed.broadcast_object(best["model"] if best is not None else None)
         self.eval_model.load_state_dict(best_model)
-        test = self._validate("test")
+        test = self._test()
         result = {
             "model": config.model.name,
             "loss": config.resolved_loss(),
@@ -390,16 +403,21 @@ class Trainer:
         return result
 
 
-def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
-                   device: torch.device) -> dict[str, float]:
-    """Metrics of ``model`` on one split, as configured (protocol, ties), over this rank's shard
-    gathered across ranks."""
+def rank_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
+               device: torch.device):
+    """Users and rank counts of ``model`` on one split, as configured (protocol), over this
+    rank's shard gathered across ranks."""
     loader = dataset.eval_loader(
         split=split, batch_size=config.eval_batch_size, max_len=config.model.max_len,
         n_sampled_negatives=config.eval_negatives, negative_sampler=config.eval_sampler, seed=config.seed,
         rank=distributed.rank(), world_size=distributed.world_size())
-    return evaluate(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0,
-                    ties=config.ties)
+    return rank_users(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0)
+
+
+def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
+                   device: torch.device) -> dict[str, float]:
+    """Metrics of ``model`` on one split, as configured (protocol, ties)."""
+    return summarise(rank_split(model, dataset, config, split, device)[1], ties=config.ties)
 
 
 def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
