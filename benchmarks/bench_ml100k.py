@@ -1,15 +1,23 @@
 """Our rows for the ml-100k comparison with RecBole (benchmarks/recbole_baseline.py has theirs).
 
 RecBole's protocol for sequential models: leave-one-out, full ranking over all items with the
-user's history NOT filtered, max_len 50, hidden 64, 2 layers, 2 heads, batch 256, lr 1e-3,
-early stopping on validation NDCG@10; each backbone with its default loss (CE; STOSA its own).
-Each run is the documented `seqrec-fast train ... --json` command; the wall time to the best
-validation epoch is measured from the start of the command.
+user's history NOT filtered, max_len 50, hidden 64, batch 256 targets, lr 1e-3, early stopping
+on validation NDCG@10; every other setting at the backbone's defaults (each backbone's module
+says what they are and why). Each run is the documented command
 
-    python benchmarks/bench_ml100k.py --data ../shared/data/ml-100k [--models sasrec,bert4rec] [--nice 10]
+    seqrec-fast train --model M --data DIR --out RUN --max-len 50 --hidden-size 64 \\
+        --batch-size 256 --lr 1e-3 --no-filter-history --json
 
-Prints a table and writes benchmarks/results/ml100k_<model>.json (one row each, with the
-command and the machine) and, when RecBole's row exists, the comparison."""
+once per seed, with --threads 1 as RecBole's rows; the wall time to the best validation epoch counts from the start of the command.
+
+    python benchmarks/bench_ml100k.py --data ../shared/data/ml-100k [--models sasrec,gru4rec] \\
+        [--seeds 42,1,2,3,4] [--name NAME -- MORE TRAIN OPTIONS] [--against NAME]
+
+Writes benchmarks/results/ml100k_<model>[_<name>].json: every run's row (command, resolved
+config, metrics, times), the mean and standard deviation over seeds, the users' test NDCG@10 and
+HR@10 averaged over seeds (so that another set can be compared user by user), RecBole's finished
+rows for the model side by side (recbole_<model>_ml-100k*.json), and with --against a paired
+bootstrap confidence interval over users for the difference from that set."""
 
 from __future__ import annotations
 
@@ -22,119 +30,165 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from _results import CLI, RESULTS, machine, write_result
 
-PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
-            "--batch-size", "256", "--lr", "1e-3", "--no-filter-history"]
+PROTOCOL = ["--max-len", "50", "--hidden-size", "64", "--batch-size", "256", "--lr", "1e-3", "--no-filter-history"]
 MODELS = ("sasrec", "bert4rec", "nextitnet", "gru4rec", "stosa")
+METRICS = ("ndcg@10", "hr@10")
+RECBOLE_NAMES = {"sasrec": "sasrec", "bert4rec": "bert4rec", "nextitnet": "nextitnet", "gru4rec": "gru4rec"}
+BOOTSTRAP_SAMPLES = 10_000
 
 
-def run_model(model: str, data: str, out_root: Path, nice: int, extra: list[str]) -> dict:
-    loss = ["--loss", "ce"] if model != "stosa" else []
-    command = [CLI, "train", "--model", model, "--data", data, "--out", str(out_root / model), *PROTOCOL,
-               *loss, "--no-progress", "--json", *extra]
+def run_once(model: str, seed: int, data: str, run_dir: Path, nice: int, threads: int, extra: list[str]) -> dict:
+    command = [CLI, "train", "--model", model, "--data", data, "--out", str(run_dir), *PROTOCOL,
+               "--seed", str(seed), "--threads", str(threads), "--no-progress", "--json", *extra]
     if nice:
         command = ["nice", "-n", str(nice), *command]
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if completed.returncode != 0:
-        raise SystemExit(f"{model} failed:\n{completed.stderr[-3000:]}")
+        raise SystemExit(f"{model} seed {seed} failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return row_from_run(model, result, command, wall, out_root / model)
+    return run_row(result, command, wall, run_dir)
 
 
-def row_from_run(model: str, result: dict, command: list[str], wall: float, run_dir: Path) -> dict:
+def run_row(result: dict, command: list[str], wall: float, run_dir: Path) -> dict:
     import yaml
 
-    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    return {
-        "system": "seqrec-fast",
-        "model": model,
-        "dataset": "ml-100k",
-        "protocol": result["protocol"],
-        "loss": result["loss"],
-        "valid": result["valid"],
-        "test": result["test"],
-        "best_epoch": result["best_epoch"],
-        "epochs_run": result["epochs_run"],
-        "stopped": result.get("stopped"),
-        "time_to_best_s": result["time_to_best_s"],
-        "total_s": round(wall, 1),
-        "train_samples_per_s": result["train_samples_per_s"],
-        "command": " ".join(shlex.quote(c) for c in command),
-        "resolved_config": resolved,
-        "machine": machine(note="CPU shared with other jobs"),
-    }
-
-
-def finished_or_interrupted_result(run_dir: Path) -> dict:
-    """A run's result.json, or, for a run stopped before its end (a time budget), the same fields
-    rebuilt from metrics.jsonl with the test split evaluated on its best checkpoint."""
-    if (run_dir / "result.json").exists():
-        return json.loads((run_dir / "result.json").read_text())
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evaluated = [r for r in records if "valid" in r]
-    best = max(evaluated, key=lambda r: r["valid"]["ndcg@10"])
-    evaluation = subprocess.run([CLI, "evaluate", str(run_dir), "--split", "test", "--json"],
-                                capture_output=True, text=True, check=True)
-    test = json.loads(evaluation.stdout.strip().splitlines()[-1])
-    import yaml
-
-    from seqrec_fast.models import MODELS
-
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    name = config["model"]["name"]
-    return {"model": name, "loss": config["loss"] or MODELS[name].default_loss,
-            "protocol": test["protocol"], "valid": best["valid"], "test": test["test"],
-            "best_epoch": best["epoch"], "epochs_run": records[-1]["epoch"], "time_to_best_s": best["elapsed_s"],
-            "elapsed_s": records[-1]["elapsed_s"], "train_samples_per_s": None,
-            "stopped": f"interrupted after epoch {records[-1]['epoch']} (session time budget); test = best checkpoint"}
-
-
-def compare_with_recbole() -> None:
-    """ml100k_sasrec_vs_recbole.json from the two SASRec rows, when both exist."""
-    recbole, ours = RESULTS / "recbole_sasrec_ml-100k.json", RESULTS / "ml100k_sasrec.json"
-    if not (recbole.exists() and ours.exists()):
-        return
-    theirs, mine = json.loads(recbole.read_text()), json.loads(ours.read_text())
-    comparison = {
-        "ndcg@10": {"seqrec_fast": mine["test"]["ndcg@10"], "recbole": theirs["test"]["ndcg@10"]},
-        "hr@10": {"seqrec_fast": mine["test"]["hr@10"], "recbole": theirs["test"]["hit@10"]},  # RecBole's name
-        "time_to_best_s": {"seqrec_fast": mine["time_to_best_s"], "recbole": theirs["time_to_best_s"]},
-        "speedup_to_best": round(theirs["time_to_best_s"] / mine["time_to_best_s"], 1),
+    elapsed = [r["elapsed_s"] for r in records]
+    return {
+        "seed": yaml.safe_load((run_dir / "config.yaml").read_text())["seed"],
+        "valid": result["valid"], "test": result["test"], "loss": result["loss"], "protocol": result["protocol"],
+        "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"], "stopped": result["stopped"],
+        "time_to_best_s": result["time_to_best_s"], "total_s": round(wall, 1),
+        # Epoch 1 includes the setup (dataset, JIT build); the later epochs' mean is the pace.
+        "seconds_per_epoch": round(float(np.mean(np.diff(elapsed))), 2) if len(elapsed) > 1 else elapsed[0],
+        "train_targets_per_s": result["train_samples_per_s"],
+        "command": shlex.join(command),
+        "resolved_config": yaml.safe_load((run_dir / "config.yaml").read_text()),
     }
-    write_result(RESULTS / "ml100k_sasrec_vs_recbole.json", comparison)
-    print(json.dumps(comparison, indent=2))
+
+
+def per_user_test_metrics(run_dir: Path) -> dict[str, np.ndarray]:
+    from seqrec_fast.train.metrics import RankCounts, per_user_metrics
+
+    saved = np.load(run_dir / "test_ranks.npz")
+    values = per_user_metrics(RankCounts(saved["greater"], saved["ties"], saved["n_negatives"]))
+    return {metric: values[metric] for metric in METRICS}
+
+
+def mean_sd(values) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return {"mean": round(float(values.mean()), 5), "sd": round(float(values.std(ddof=1)), 5) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def summary(rows: list[dict]) -> dict:
+    return {**{metric: mean_sd([r["test"][metric] for r in rows]) for metric in METRICS},
+            "valid_ndcg@10": mean_sd([r["valid"]["ndcg@10"] for r in rows]),
+            "time_to_best_s": mean_sd([r["time_to_best_s"] for r in rows]),
+            "seconds_per_epoch": mean_sd([r["seconds_per_epoch"] for r in rows])}
+
+
+def recbole_rows(model: str) -> list[dict]:
+    name = RECBOLE_NAMES.get(model)
+    if name is None:
+        return []
+    rows = []
+    for path in sorted(RESULTS.glob(f"recbole_{name}_ml-100k*.json")):
+        row = json.loads(path.read_text())
+        if row.get("status") == "finished":
+            epochs = row["history"][1:] or row["history"]
+            rows.append({"file": path.name, "seed": row.get("seed", 2020), "ndcg@10": row["test"]["ndcg@10"],
+                         "hr@10": row["test"]["hit@10"], "time_to_best_s": row["time_to_best_s"],
+                         "best_epoch": row["best_epoch"], "epochs_run": row["epochs_run"],
+                         "seconds_per_epoch": round(float(np.mean([e["seconds"] for e in epochs])), 1)})
+    return rows
+
+
+def paired_bootstrap(ours: dict[str, list[float]], theirs: dict[str, list[float]], seed: int = 0) -> dict:
+    """95% interval of the mean over users of (ours - theirs), users resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for metric in METRICS:
+        difference = np.asarray(ours[metric]) - np.asarray(theirs[metric])
+        if difference.shape != (len(ours[metric]),) or len(ours[metric]) != len(theirs[metric]):
+            raise SystemExit("the two run sets rank different users: not comparable user by user")
+        means = np.array([difference[rng.integers(0, len(difference), len(difference))].mean()
+                          for _ in range(BOOTSTRAP_SAMPLES)])
+        out[metric] = {"difference": round(float(difference.mean()), 5),
+                       "ci95": [round(float(np.quantile(means, 0.025)), 5), round(float(np.quantile(means, 0.975)), 5)]}
+    return out
+
+
+def result_path(model: str, name: str) -> Path:
+    return RESULTS / f"ml100k_{model}{'_' + name if name else ''}.json"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", required=True, help="the ml-100k folder (RecBole's atomic files)")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--seeds", default="42,1,2,3,4", help="one run per seed")
+    parser.add_argument("--name", default="", help="names a variant set (its own JSON): the options after --")
+    parser.add_argument("--against", default=None, help="name of a finished set to compare with user by user "
+                                                        "('' is the default set)")
     parser.add_argument("--out", default=None, help="run directories (default: a temporary folder)")
     parser.add_argument("--nice", type=int, default=0)
-    parser.add_argument("--record", nargs=2, metavar=("RUN_DIR", "COMMAND"),
-                        help="record a finished run (its result.json and config.yaml) instead of training")
-    parser.add_argument("--note", default="", help="with --record: how the run went (kept in the row)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (RecBole's rows use 1)")
     parser.add_argument("extra", nargs="*", help="more train options, after --")
     args = parser.parse_args()
+    if args.extra and not args.name:
+        parser.error("train options after -- make a variant: name it with --name")
+    seeds = [int(s) for s in args.seeds.split(",")]
     out_root = Path(args.out or tempfile.mkdtemp(prefix="bench_ml100k_"))
-    if args.record:
-        run_dir, command = Path(args.record[0]), shlex.split(args.record[1])
-        result = finished_or_interrupted_result(run_dir)
-        runs = [(result["model"], lambda: row_from_run(result["model"], result, command, result["elapsed_s"], run_dir))]
-    else:
-        runs = [(m, lambda m=m: run_model(m, args.data, out_root, args.nice, args.extra)) for m in args.models.split(",")]
-    for model, make_row in runs:
-        row = make_row()
-        if args.note:
-            row["note"] = args.note
-        write_result(RESULTS / f"ml100k_{model}.json", row)
-        print(f"{model:<10} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
-              f"best epoch {row['best_epoch']:>3}  {row['time_to_best_s']:7.1f} s to best", flush=True)
-    compare_with_recbole()
+    for model in args.models.split(","):
+        rows, per_user = [], {metric: [] for metric in METRICS}
+        for seed in seeds:
+            run_dir = out_root / (args.name or "default") / model / f"seed{seed}"
+            row = run_once(model, seed, args.data, run_dir, args.nice, args.threads, args.extra)
+            rows.append(row)
+            for metric, values in per_user_test_metrics(run_dir).items():
+                per_user[metric].append(values)
+            print(f"{model:<10} seed {seed:<3} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
+                  f"best epoch {row['best_epoch']:>3}  {row['time_to_best_s']:7.1f} s to best  "
+                  f"{row['seconds_per_epoch']:.1f} s/epoch", flush=True)
+        users = {metric: np.mean(values, axis=0).round(6).tolist() for metric, values in per_user.items()}
+        payload = {"system": "seqrec-fast", "model": model, "dataset": "ml-100k", "name": args.name,
+                   "protocol": rows[0]["protocol"], "extra_options": args.extra, "seeds": seeds,
+                   "summary": summary(rows), "runs": rows, "recbole": recbole_rows(model),
+                   "per_user_test_mean_over_seeds": users, "machine": machine(note="")}
+        if payload["recbole"]:
+            payload["recbole_summary"] = {key: mean_sd([r[key] for r in payload["recbole"]])
+                                          for key in ("ndcg@10", "hr@10", "time_to_best_s", "seconds_per_epoch")}
+        if args.against is not None:
+            other = json.loads(result_path(model, args.against).read_text())
+            payload["against"] = {"name": args.against, "seeds": other["seeds"],
+                                  **paired_bootstrap(users, other["per_user_test_mean_over_seeds"])}
+        write_result(result_path(model, args.name), payload)
+        print(format_summary(payload), flush=True)
     return 0
+
+
+def format_summary(payload: dict) -> str:
+    s = payload["summary"]
+    lines = [f"{payload['model']} ({len(payload['seeds'])} seeds): test NDCG@10 {s['ndcg@10']['mean']:.4f} ± "
+             f"{s['ndcg@10']['sd']:.4f}, HR@10 {s['hr@10']['mean']:.4f} ± {s['hr@10']['sd']:.4f}, "
+             f"{s['time_to_best_s']['mean']:.0f} s to best, {s['seconds_per_epoch']['mean']:.1f} s per epoch"]
+    if "recbole_summary" in payload:
+        r = payload["recbole_summary"]
+        lines.append(f"  RecBole ({r['ndcg@10']['n']} runs): NDCG@10 {r['ndcg@10']['mean']:.4f}, HR@10 "
+                     f"{r['hr@10']['mean']:.4f}, {r['time_to_best_s']['mean']:.0f} s to best, "
+                     f"{r['seconds_per_epoch']['mean']:.0f} s per epoch")
+    if "against" in payload:
+        a = payload["against"]["ndcg@10"]
+        lines.append(f"  against {payload['against']['name'] or 'default'!r}: NDCG@10 {a['difference']:+.4f} "
+                     f"(95% CI {a['ci95'][0]:+.4f} .. {a['ci95'][1]:+.4f})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

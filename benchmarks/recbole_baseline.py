@@ -1,16 +1,19 @@
-"""RecBole 1.2.1 reference row for the ml-100k SASRec comparison (bench_ml100k.py has ours).
+"""RecBole 1.2.1 reference rows for the ml-100k comparison (bench_ml100k.py has ours).
 
 Runs in a separate virtualenv that has RecBole (it needs older libraries than this package):
 
     python3 -m venv /work/recbole-venv && /work/recbole-venv/bin/pip install recbole==1.2.1 torch \
         "numpy<2" "pandas<2.3" "setuptools<70"
     /work/recbole-venv/bin/python benchmarks/recbole_baseline.py --data-path ../shared/data \
-        --work-dir /work/recbole-run [--resume] [--max-epochs-this-run N]
+        --work-dir /work/recbole-run [--model GRU4Rec] [--seed 2020] [--resume] [--max-epochs-this-run N]
 
 Protocol (RecBole's for sequential models): leave-one-out by time, full ranking over all items
-with the user's history NOT filtered, max_len 50, hidden 64, 2 layers, 2 heads, CE loss, batch
-256, lr 1e-3, early stopping (10 evaluations) on validation NDCG@10; everything else at
-RecBole's defaults.
+with the user's history NOT filtered, max_len 50, CE loss, batch 256, lr 1e-3, early stopping
+(10 evaluations) on validation NDCG@10 with RecBole's epoch budget (300), embeddings of 64;
+SASRec and BERT4Rec with 2 layers of 2 heads and hidden size 64; every other architecture
+setting at the model's own RecBole default (GRU4Rec: one layer of 128 units; NextItNet: blocks
+[1, 4] x 5). RecBole ignores keys a model does not read, so the JSON records the configuration
+that took effect: every key the model and trainer read, with its value.
 
 RecBole trains one sample per prefix (about 99k per epoch on ml-100k), so on a small CPU its run
 outlasts a working session. It is therefore resumable: after every epoch the work directory gets
@@ -50,14 +53,20 @@ class Pause(Exception):
     """--max-epochs-this-run reached: the state is saved, the run can resume."""
 
 
+TRANSFORMERS = {"hidden_size": 64, "n_layers": 2, "n_heads": 2}
+ARCHITECTURE = {"SASRec": TRANSFORMERS, "BERT4Rec": TRANSFORMERS, "GRU4Rec": {"embedding_size": 64},
+                "NextItNet": {"embedding_size": 64}}
+
+
 def recbole_config(args) -> dict:
+    if args.model not in ARCHITECTURE:
+        raise SystemExit(f"--model: one of {', '.join(ARCHITECTURE)}, got {args.model!r}")
     return {
         "data_path": args.data_path,
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": 50,
-        "hidden_size": 64,
-        "n_layers": 2,
-        "n_heads": 2,
+        **ARCHITECTURE[args.model],
+        "seed": args.seed,
         "loss_type": "CE",
         "train_neg_sample_args": None,
         "train_batch_size": 256,
@@ -73,6 +82,33 @@ def recbole_config(args) -> dict:
     }
 
 
+def record_reads(config) -> set[str]:
+    """The keys read from `config` from now on: what took effect, since RecBole's Config holds
+    every key given, read or not."""
+    keys: set[str] = set()
+    read = type(config).__getitem__
+
+    def recording(self, key):
+        keys.add(key)
+        return read(self, key)
+
+    type(config).__getitem__ = recording
+    return keys
+
+
+def jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def result_name(args, finished: bool) -> str:
+    seed = "" if args.seed == 2020 else f"_seed{args.seed}"  # the default seed keeps the first row's name
+    return f"recbole_{args.model.lower()}_ml-100k{seed}{'' if finished else '_partial'}.json"
+
+
 def lower_keys(result: dict) -> dict:
     return {k.lower(): float(v) for k, v in result.items()}
 
@@ -83,7 +119,8 @@ def main() -> int:
     parser.add_argument("--work-dir", required=True, help="checkpoints and history (kept for --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
     parser.add_argument("--max-epochs-this-run", type=int, default=0, help="stop (resumably) after this many epochs")
-    parser.add_argument("--model", default="SASRec")
+    parser.add_argument("--model", default="SASRec", help=f"one of {', '.join(ARCHITECTURE)}")
+    parser.add_argument("--seed", type=int, default=2020, help="RecBole's seed (its default: 2020)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -109,6 +146,7 @@ def main() -> int:
     history = json.loads(history_path.read_text()) if args.resume else {"setup_s": None, "epochs": [], "sessions": 0}
     history["sessions"] += 1
     config = Config(model=args.model, dataset="ml-100k", config_dict=recbole_config(args))
+    read_keys = record_reads(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)
@@ -116,6 +154,7 @@ def main() -> int:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    history["effective_config"] = {key: jsonable(config[key]) for key in sorted(read_keys)}
     if args.resume:
         trainer.resume_checkpoint(work / LAST)
         trainer.best_valid_result = history["best_valid_result"]
@@ -133,7 +172,7 @@ def main() -> int:
         history["best_valid_result"] = {k: float(v) for k, v in (trainer.best_valid_result or {}).items()}
         trainer._save_checkpoint(epoch_idx, verbose=False, saved_model_file=str(work / LAST))
         write_result(history_path, history)
-        write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k_partial.json", partial_row(args, history))
+        write_result(Path(args.out) / result_name(args, finished=False), partial_row(args, history))
         epochs_this_run += 1
         if args.max_epochs_this_run and epochs_this_run >= args.max_epochs_this_run:
             raise Pause
@@ -147,7 +186,8 @@ def main() -> int:
         return 0
     test = trainer.evaluate(test_data, load_best_model=True, model_file=str(work / BEST), show_progress=False)
     row = final_row(args, history, best_score, lower_keys(best_valid), lower_keys(test), torch.__version__)
-    write_result(Path(args.out) / f"recbole_{args.model.lower()}_ml-100k.json", row)
+    write_result(Path(args.out) / result_name(args, finished=True), row)
+    (Path(args.out) / result_name(args, finished=False)).unlink(missing_ok=True)
     print(json.dumps(row))
     return 0
 
@@ -162,7 +202,8 @@ def time_to(history: dict, epoch: int) -> float:
 
 def common_fields(args, history: dict) -> dict:
     return {
-        "system": "RecBole 1.2.1", "model": args.model, "dataset": "ml-100k",
+        "system": "RecBole 1.2.1", "model": args.model, "dataset": "ml-100k", "seed": args.seed,
+        "effective_config": history.get("effective_config", {}),
         "protocol": "leave-one-out, full ranking, history kept",
         "history": history["epochs"], "sessions": history["sessions"],
         "command": shlex.join([sys.executable, *sys.argv]),
