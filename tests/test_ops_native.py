@@ -545,6 +545,7 @@ CUDA_CASES = {
     "sliced-routed": lambda L, **kw: sliced_case(*routes(), **kw),
     "sliced-uniform": lambda L, **kw: sliced_case(7, 5, **kw),
     "mix": lambda L, **kw: mix_case(5, **kw),
+    "mix-two-groups": lambda L, **kw: mix_case(11, **kw),  # the backward reads g once per 8 candidates
 }
 
 

@@ -221,7 +221,7 @@ void causal_forward(at::Tensor out, const at::Tensor& pq, const at::Tensor& pk, 
 
 void causal_backward(FeatureGrads grads, const at::Tensor& pq, const at::Tensor& pk, const at::Tensor& v,
                      const at::Tensor& g, double scale) {
-  if (small_heads(pq.size(1), pq.size(2), v.size(2))) {  // the scans of csrc/linear_attention.h
+  if (small_heads(pq.size(1), pq.size(2), v.size(2))) {  // the sums of csrc/linear_attention.h, step by step
     run_step_scan(grads.dpq, pk, v, g, /*reverse=*/false, scale);
     run_step_scan(grads.dpk, pq, g, v, /*reverse=*/true, scale);
     run_step_scan(grads.dv, g, pq, pk, /*reverse=*/true, scale);
