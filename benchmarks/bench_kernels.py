@@ -3,10 +3,13 @@
 For each op at shapes typical of the five searches (B 256; L 50 and 200; d 64-256; heads 2-8;
 an M = 6 grid; 36 CANet routes) it times the forward pass and forward+backward, and reports the
 achieved GB/s and TFLOP/s next to the device's peak (on a CPU, the measured copy bandwidth and
-the measured large-GEMM rate; on a GPU, the datasheet figures). For sliced_linear it also
-times uniform widths 1/6..6/6 of d against the FLOPs they need. Each time is the fastest call of
-its variant, and the variants of a case take turns (five turns each over --min-seconds), so that
-a slow spell of a shared machine does not land on one variant alone.
+the measured large-GEMM rate; on a GPU, the datasheet figures), and its % of roofline: the time
+the row's bytes and FLOPs need at those peaks (the longer of the two) over the measured time.
+For sliced_linear it also times uniform widths 1/6..6/6 of d against the FLOPs they need, and
+for the fused full-softmax CE (ML-20M's 26,744 items) the device's default chunking and 4-64
+times fewer chunks. Each time is the fastest call of its variant, and the variants of a case
+take turns (five turns each over --min-seconds), so that a slow spell of a shared machine does
+not land on one variant alone.
 
     python benchmarks/bench_kernels.py                       # the device of the first GPU, or CPU
     python benchmarks/bench_kernels.py --device cpu --batch 32   # smaller batch on a small CPU
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import seqrec_fast.ops as ops  # noqa: E402
 from _results import cpu_name, write_result  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 from seqrec_fast.ops import reference  # noqa: E402
+from seqrec_fast.train.fused_cross_entropy import chunk_rows, default_block_elements, linear_cross_entropy  # noqa: E402
 
 # Datasheet peaks (dense): memory GB/s, and TFLOP/s for fp32 (CUDA cores) and bf16 (tensor cores).
 GPU_PEAKS = {
@@ -68,6 +72,10 @@ class Row:
     tflops: float
     group: str = ""
     needed_fraction: float | None = None
+    bytes: float = 0.0  # the roofline's bytes moved and FLOPs for this pass
+    flops: float = 0.0
+    roofline_ms: float | None = None  # the time at the device's peak for these bytes and FLOPs
+    roofline_pct: float | None = None  # roofline_ms / ms, in percent
     extra: dict = field(default_factory=dict)
 
 
@@ -238,9 +246,43 @@ def build_cases(batch: int, device: str, dtype: torch.dtype, quick: bool) -> lis
             [x, w, b],
         )
 
+    cases += ce_cases(batch, device, dtype, elt)
+
     mean_fraction = (sum(k / 6 for k in range(1, 7)) / 6) ** 2  # E[in] E[out] / d^2, independent levels
     cases.append(Case("sliced_linear", f"N{n} d{d} 36 routes", routed_make, 2 * n * d * d * mean_fraction,
                       (2 * n * d + d * d) * elt, group="routes", needed_fraction=mean_fraction))
+    return cases
+
+
+ML20M_ITEMS = 26_744
+
+
+def ce_cases(batch: int, device: str, dtype: torch.dtype, elt: int) -> list[Case]:
+    """The fused full-softmax CE at ML-20M scale (L 200, d 64) at 1 to 64 times the device's
+    default chunk rows (train/fused_cross_entropy.py), against the unfused loss: how the time
+    scales with the chunk count. Its roofline is the fused ideal: the GEMMs (forward, and the
+    backward's recomputation and two products), and the inputs read once, no logits in memory."""
+    rows, d = batch * 200, 64
+    default_rows = chunk_rows(ML20M_ITEMS, default_block_elements(torch.device(device)))
+    cases = []
+    for factor in (1, 4, 16, 64):
+        chunk = default_rows * factor
+        chunks = -(-rows // chunk)
+
+        def ce_make(chunk=chunk):
+            hidden = _leaf(rows, d, device=device, dtype=dtype)
+            weight = _leaf(ML20M_ITEMS, d, device=device, dtype=dtype, scale=d**-0.5)
+            targets = torch.randint(0, ML20M_ITEMS, (rows,), device=device)
+            return (
+                lambda h, w: linear_cross_entropy(h, w, None, targets, block_elements=chunk * ML20M_ITEMS),
+                lambda h, w: torch.nn.functional.cross_entropy((h @ w.t()).float(), targets),
+                [hidden, weight],
+            )
+
+        cases.append(Case("linear_cross_entropy", f"N{rows} V{ML20M_ITEMS} d{d} {chunks} chunks", ce_make,
+                          2 * rows * d * ML20M_ITEMS, (rows + ML20M_ITEMS) * d * elt, group="ce_chunks"))
+        if chunks == 1:
+            break
     return cases
 
 
@@ -284,22 +326,34 @@ def time_case(case: Case, device: str, min_seconds: float, compile_reference: bo
     for (variant, pass_), best in seconds.items():
         factor = 1 if pass_ == "fwd" else 3
         rows.append(Row(case.op, case.shape, variant, pass_, best * 1e3, factor * case.bytes / best / 1e9,
-                        factor * case.flops / best / 1e12, case.group, case.needed_fraction))
+                        factor * case.flops / best / 1e12, case.group, case.needed_fraction,
+                        factor * case.bytes, factor * case.flops))
     return rows
+
+
+def add_roofline(rows: list[Row], peak: dict) -> None:
+    """Each row's roofline: the time its bytes take at the peak bandwidth or its FLOPs at the peak
+    rate, whichever is longer (what no kernel beats), and how close the measured time comes."""
+    if not peak.get("gbps") or not peak.get("tflops"):
+        return
+    for r in rows:
+        r.roofline_ms = max(r.bytes / (peak["gbps"] * 1e9), r.flops / (peak["tflops"] * 1e12)) * 1e3
+        r.roofline_pct = 100 * r.roofline_ms / r.ms
 
 
 def print_table(rows: list[Row]) -> None:
     by_key: dict[tuple, dict[str, Row]] = {}
     for r in rows:
         by_key.setdefault((r.op, r.shape, r.pass_), {})[r.variant] = r
-    header = f"{'op':<17} {'shape':<34} {'pass':<8} {'ours ms':>9} {'eager ms':>9} {'comp. ms':>9} {'x eager':>8} {'x comp.':>8} {'GB/s':>8} {'TFLOP/s':>8}"
+    header = f"{'op':<17} {'shape':<34} {'pass':<8} {'ours ms':>9} {'eager ms':>9} {'comp. ms':>9} {'x eager':>8} {'x comp.':>8} {'GB/s':>8} {'TFLOP/s':>8} {'% roof':>7}"
     print(header)
     print("-" * len(header))
     for (op, shape, pass_), v in by_key.items():
         ours, eager, comp = v.get("ours"), v.get("eager"), v.get("compiled")
         comp_ms = f"{comp.ms:9.3f}" if comp else f"{'-':>9}"
         x_comp = f"{comp.ms / ours.ms:8.2f}" if comp else f"{'-':>8}"
-        print(f"{op:<17} {shape:<34} {pass_:<8} {ours.ms:9.3f} {eager.ms:9.3f} {comp_ms} {eager.ms / ours.ms:8.2f} {x_comp} {ours.gbps:8.1f} {ours.tflops:8.4f}")
+        roof = f"{ours.roofline_pct:7.1f}" if ours.roofline_pct is not None else f"{'-':>7}"
+        print(f"{op:<17} {shape:<34} {pass_:<8} {ours.ms:9.3f} {eager.ms:9.3f} {comp_ms} {eager.ms / ours.ms:8.2f} {x_comp} {ours.gbps:8.1f} {ours.tflops:8.4f} {roof}")
 
 
 def sliced_scaling(rows: list[Row]) -> list[dict]:
@@ -346,6 +400,8 @@ def main() -> int:
     rows: list[Row] = []
     for case in tqdm(cases, desc="kernels", file=sys.stderr):
         rows += time_case(case, args.device, args.min_seconds, not args.no_compile)
+    peak = device_peaks(args.device, dtype)
+    add_roofline(rows, peak)
     print_table(rows)
     scaling = sliced_scaling(rows)
     for s in scaling:
@@ -365,7 +421,7 @@ def main() -> int:
     payload = {
         "benchmark": "kernels",
         "machine": machine,
-        "peak": device_peaks(args.device, dtype),
+        "peak": peak,
         "config": {"batch": args.batch, "dtype": args.dtype, "ops": args.ops, "quick": args.quick, "compiled_reference": not args.no_compile,
                    "min_seconds": args.min_seconds, "command": " ".join(sys.argv)},
         "rows": [asdict(r) for r in rows],

@@ -5,9 +5,10 @@
 #   command: bash benchmarks/device_checks.sh checks      (timeout_s 580)
 #   command: bash benchmarks/device_checks.sh compiled    (timeout_s 580; right after, while warm)
 #
-# checks:   build the CPU and CUDA operators; the CUDA tests; the fp32 op tests again under
-#           compute-sanitizer (memcheck); bench_kernels without torch.compile; bench_train
-#           (fused vs unfused CE, L 50 and 200).
+# checks:   build the CPU and CUDA operators; the CUDA tests (fp32/fp16/bf16 against the
+#           references, and every op under CUDA bf16 autocast); the fp32 op tests again under
+#           compute-sanitizer (memcheck); bench_kernels without torch.compile in fp32 and (L 50)
+#           bf16, each row with its % of roofline; bench_train (fused vs unfused CE, L 50 and 200).
 # compiled: bench_kernels with torch.compile(reference) as well (each case compiles its own).
 #
 # One log ($OUT/log.txt) and the JSON results land in $OUT (the tool brings back 8 files at
@@ -58,6 +59,8 @@ case "$PHASE" in
     fi
     step kernels 150 "$PYTHON" benchmarks/bench_kernels.py --device "$DEVICE" --batch "$BATCH" \
       --min-seconds 0.05 --no-compile --out "$OUT"
+    step kernels_bf16 90 "$PYTHON" benchmarks/bench_kernels.py --device "$DEVICE" --batch "$BATCH" \
+      --dtype bfloat16 --quick --min-seconds 0.05 --no-compile --out "$OUT"
     for length in 50 200; do
       step "train_len$length" 120 "$PYTHON" benchmarks/bench_train.py --device "$DEVICE" --max-len "$length" \
         --batch-size "$BATCH" --steps 20 --out "$OUT"

@@ -63,6 +63,11 @@ TORCH_LIBRARY_FRAGMENT(seqrec_fast, m) {
   m.def("causal_conv1d(Tensor x, Tensor weight, Tensor? bias, int dilation) -> Tensor");
   m.def("causal_conv1d_backward(Tensor grad, Tensor x, Tensor weight, int dilation, bool[2] output_mask)"
         " -> (Tensor, Tensor, Tensor)");
+  // The device-independent driver (csrc/causal_conv1d.h) over the CPU's gather, for the tests: CUDA
+  // runs that driver, and these run every line of it on a CPU.
+  m.def("_causal_conv1d_driver(Tensor x, Tensor weight, Tensor? bias, int dilation) -> Tensor");
+  m.def("_causal_conv1d_driver_backward(Tensor grad, Tensor x, Tensor weight, int dilation, bool[2] output_mask)"
+        " -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(seqrec_fast, Autograd, m) {

@@ -1,18 +1,22 @@
-// causal_conv1d: the argument checks and active taps both devices share, and the CUDA path's
-// GEMMs and dtype dispatch.
+// causal_conv1d: the argument checks and active taps both devices share, and the device-
+// independent GEMM form CUDA runs.
 //
 // With J the taps that can reach inside the sequence (tap j looks back s_j = (K-1-j) * dilation
 // steps; taps with s_j >= L only ever see the zeros before the start and are skipped), the
-// forward pass is one GEMM and one pass:
-//   Z = x W_all^T           x [B L, C_in], W_all [J C_out, C_in] (the active taps stacked)
-//   y[b, t] = bias + sum_jj Z[b, t - s_jj, jj]       (terms with t - s_jj < 0 are zero)
-// and the backward pass gathers the shifted gradient once, then two GEMMs:
-//   dZ[b, t, jj] = g[b, t + s_jj]  (zero past the end),  grad_x = dZ W_all,  grad_W_all = dZ^T x.
-// The CUDA kernels supply `Kernels` with the two passes over raw pointers:
-//   shift_add<scalar_t>(z, bias_or_null, y, B, L, C_out, J, dilation)
-//   shift_gather<scalar_t>(g, dz, B, L, C_out, J, dilation)
-// The CPU runs ATen's (oneDNN's) convolution instead, over check_args and active_taps
-// (csrc/cpu/causal_conv1d_cpu.cpp).
+// forward pass gathers the J shifted copies of x side by side, then runs one GEMM:
+//   X[b, t, jj] = x[b, t - s_jj]  (zero before the start)      X [B L, J C_in]
+//   y = X W_cat^T + bias                                         W_cat [C_out, J C_in]
+// so the sum over taps happens inside the GEMM, in its accumulation type (float for half and
+// bfloat16): no per-tap product is rounded to the storage type before it is summed. The backward
+// gathers the shifted gradient the other way, then two GEMMs:
+//   dZ[b, t, jj] = g[b, t + s_jj]  (zero past the end),  grad_x = dZ W_all,  grad_W_all = dZ^T x
+// with W_all [J C_out, C_in] the active taps stacked. Each device supplies `Kernels` with the
+// gather over raw pointers:
+//   shift<scalar_t>(src, dst, B, L, C, J, dilation, direction)
+//     dst[b, t, jj, c] = src[b, t + direction s_jj, c], zero outside [0, L)   (direction -1 or +1)
+// CUDA runs this driver; the CPU runs ATen's (oneDNN's) convolution over check_args and
+// active_taps (csrc/cpu/causal_conv1d_cpu.cpp), and this driver with its own gather as
+// seqrec_fast::_causal_conv1d_driver, which the tests compare with the reference.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -52,6 +56,24 @@ inline at::Tensor stacked_taps(const at::Tensor& weight, int64_t J) {
   return weight.narrow(2, K - J, J).permute({2, 0, 1}).reshape({J * weight.size(0), weight.size(1)});
 }
 
+// The active taps' weights as one [C_out, J C_in] matrix, each row tap-major (X's columns).
+inline at::Tensor concatenated_taps(const at::Tensor& weight, int64_t J) {
+  const int64_t K = weight.size(2);
+  return weight.narrow(2, K - J, J).permute({0, 2, 1}).reshape({weight.size(0), J * weight.size(1)});
+}
+
+// [B L, J C] from [B L, C] contiguous: the J copies of t shifted by direction s_jj (see above).
+template <class Kernels>
+at::Tensor shifted(const at::Tensor& src, int64_t B, int64_t L, int64_t J, int64_t dilation, int64_t direction) {
+  const int64_t C = src.size(1);
+  at::Tensor dst = at::empty({B * L, J * C}, src.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(), "seqrec_fast::causal_conv1d_shift", [&] {
+    Kernels::template shift<scalar_t>(src.const_data_ptr<scalar_t>(), dst.mutable_data_ptr<scalar_t>(), B, L, C, J,
+                                      dilation, direction);
+  });
+  return dst;
+}
+
 template <class Kernels>
 at::Tensor forward(const at::Tensor& x_in, const at::Tensor& weight,
                    const std::optional<at::Tensor>& bias, int64_t dilation) {
@@ -59,21 +81,11 @@ at::Tensor forward(const at::Tensor& x_in, const at::Tensor& weight,
   const int64_t B = x_in.size(0), L = x_in.size(1), C_in = x_in.size(2), C_out = weight.size(0);
   const int64_t J = active_taps(weight.size(2), dilation, L);
   if (B * L == 0) return at::empty({B, L, C_out}, x_in.options());
-  const at::Tensor x = x_in.reshape({B * L, C_in});
-  const at::Tensor w_all = stacked_taps(weight, J);
-  if (J == 1) {  // only the tap at the current step: a plain linear map
-    at::Tensor y = bias.has_value() ? at::addmm(*bias, x, w_all.t()) : at::mm(x, w_all.t());
-    return y.view({B, L, C_out});
-  }
-  at::Tensor y = at::empty({B, L, C_out}, x_in.options());
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  const at::Tensor z = at::mm(x, w_all.t());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "seqrec_fast::causal_conv1d", [&] {
-    Kernels::template shift_add<scalar_t>(z.const_data_ptr<scalar_t>(),
-                                          b.defined() ? b.const_data_ptr<scalar_t>() : nullptr,
-                                          y.mutable_data_ptr<scalar_t>(), B, L, C_out, J, dilation);
-  });
-  return y;
+  const at::Tensor x = x_in.reshape({B * L, C_in}).contiguous();
+  const at::Tensor xs = J == 1 ? x : shifted<Kernels>(x, B, L, J, dilation, /*direction=*/-1);
+  const at::Tensor w_t = concatenated_taps(weight, J).t();
+  const at::Tensor y = bias.has_value() ? at::addmm(*bias, xs, w_t) : at::mm(xs, w_t);
+  return y.view({B, L, C_out});
 }
 
 // output_mask: [grad of x, grads of weight and bias]; a gradient not asked for comes back empty.
@@ -97,14 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad,
     if (output_mask[0]) grad_x = at::zeros_like(x_in);
     return {grad_x, grad_weight, grad_bias};
   }
-  at::Tensor dz = g;
-  if (J > 1) {
-    dz = at::empty({B * L, J * C_out}, g.options());
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "seqrec_fast::causal_conv1d_backward", [&] {
-      Kernels::template shift_gather<scalar_t>(g.const_data_ptr<scalar_t>(), dz.mutable_data_ptr<scalar_t>(),
-                                               B, L, C_out, J, dilation);
-    });
-  }
+  const at::Tensor dz = J == 1 ? g : shifted<Kernels>(g, B, L, J, dilation, /*direction=*/1);
   const at::Tensor w_all = stacked_taps(weight, J);
   if (output_mask[0]) grad_x = at::mm(dz, w_all).view({B, L, C_in});
   if (output_mask[1]) {

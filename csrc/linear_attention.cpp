@@ -61,6 +61,12 @@ TORCH_LIBRARY_FRAGMENT(seqrec_fast, m) {
         " -> Tensor");
   m.def("linear_attention_backward(Tensor grad, Tensor q, Tensor k, Tensor v, Tensor? key_padding_mask,"
         " bool causal, float scale) -> (Tensor, Tensor, Tensor)");
+  // The device-independent driver (csrc/linear_attention.h) over the CPU's kernels, for the tests:
+  // CUDA runs that driver, and these run every line of it on a CPU.
+  m.def("_linear_attention_driver(Tensor q, Tensor k, Tensor v, Tensor? key_padding_mask, bool causal,"
+        " float scale) -> Tensor");
+  m.def("_linear_attention_driver_backward(Tensor grad, Tensor q, Tensor k, Tensor v, Tensor? key_padding_mask,"
+        " bool causal, float scale) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(seqrec_fast, Autograd, m) {

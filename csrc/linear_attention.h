@@ -1,19 +1,20 @@
-// linear_attention: the device-independent half (checks, buffers, GEMMs, dtype dispatch).
+// linear_attention: the device-independent driver (checks, buffers, GEMMs, dtype dispatch).
 //
 // phi(x) = elu(x) / max(||elu(x)||_2, 1e-12) per token (F.normalize's clamp); padded keys get
 // phi = 0, which removes them from every sum. With S_t = sum_{s <= t} phi(k_s)^T v_s:
-//   out_t = scale phi(q_t) S_t                        (causal: one prefix scan)
-//   dphi(q_t) = scale S_t g_t                         (forward scan)
-//   dphi(k_t) = R_t v_t,  dv_t = R_t^T phi(k_t),  R_t = scale sum_{u >= t} phi(q_u)^T g_u   (reverse scans)
-// The non-causal form replaces the scans by the totals S_L, R_1, i.e. batched GEMMs.
-// Each device supplies `Kernels` over raw pointers (acc_t = float, or double for double):
+//   out_t = scale phi(q_t) S_t
+//   dphi(q_t) = scale S_t g_t
+//   dphi(k_t) = R_t v_t,  dv_t = R_t^T phi(k_t),  R_t = scale sum_{u >= t} phi(q_u)^T g_u
+// The causal sums run as chunks of dense GEMMs (csrc/linear_attention_chunks.h); the non-causal
+// form replaces them by the totals S_L, R_1. Each device supplies `Kernels` with the feature
+// map over raw pointers (acc_t = float, or double for double):
 //   phi<scalar_t>(x, padded_or_null, out, rows, D, H, L)                   out = phi(x) (acc_t)
 //   phi_backward<scalar_t>(x, dphi, padded_or_null, dx, rows, D, H, L)    dx = dphi . dphi/dx
-//   scan<acc_t>(A, B, C, out, BH, L, P, Q, reverse, scale)
-// where scan keeps X = sum over the steps so far (in order t = 0.. or L-1..0) of A_s B_s^T
-// ([P, Q] per batch-head) and emits out_t = scale X_t C_t; rows index [B, H, L] flattened and
-// padded is the [B, L] key padding mask (true = padding). The CPU runs its own driver over
-// check_args (csrc/cpu/linear_attention_cpu.cpp: the scans as chunked BLAS GEMMs).
+// where rows index [B, H, L] flattened and padded is the [B, L] key padding mask (true =
+// padding). CUDA runs this driver; the CPU runs its own over check_args and the same chunked
+// GEMMs (csrc/cpu/linear_attention_cpu.cpp: blocks of batch-heads in parallel, step scans for
+// small heads), and this one with its kernels as seqrec_fast::_linear_attention_driver, which
+// the tests compare with the reference.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -21,6 +22,7 @@
 
 #include <tuple>
 
+#include "linear_attention_chunks.h"
 #include "op_utils.h"
 
 namespace seqrec_fast::linear_attention_impl {
@@ -72,18 +74,6 @@ Features features(const at::Tensor& q_in, const at::Tensor& k_in, const std::opt
 }
 
 template <class Kernels>
-at::Tensor run_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, bool reverse, double scale) {
-  const int64_t BH = a.size(0), L = a.size(1), P = a.size(2), Q = b.size(2);
-  at::Tensor out = at::empty({BH, L, P}, a.options());
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "seqrec_fast::linear_attention_scan", [&] {
-    Kernels::template scan<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
-                                     c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), BH, L, P, Q,
-                                     reverse, static_cast<scalar_t>(scale));
-  });
-  return out;
-}
-
-template <class Kernels>
 at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                    const std::optional<at::Tensor>& mask, bool causal, double scale) {
   check_args(q, k, v, mask);
@@ -91,12 +81,8 @@ at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
   if (q.numel() == 0 || Dv == 0) return at::zeros({B, H, L, Dv}, v.options());
   const Features f = features<Kernels>(q, k, mask);
   const at::Tensor vv = v.reshape({B * H, L, Dv}).to(f.pq.scalar_type()).contiguous();
-  at::Tensor out;
-  if (causal) {
-    out = run_scan<Kernels>(vv, f.pk, f.pq, /*reverse=*/false, scale);
-  } else {
-    out = at::bmm(f.pq, at::bmm(f.pk.transpose(1, 2), vv).mul_(scale));
-  }
+  at::Tensor out = at::empty({B * H, L, Dv}, vv.options());
+  (causal ? chunked_causal_forward : full_forward)(out, f.pq, f.pk, vv, scale);
   return out.view({B, H, L, Dv}).to(v.scalar_type());
 }
 
@@ -112,30 +98,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
   const auto acc_type = f.pq.scalar_type();
   const at::Tensor vv = v.reshape({B * H, L, Dv}).to(acc_type).contiguous();
   const at::Tensor g = grad.reshape({B * H, L, Dv}).to(acc_type).contiguous();
-  at::Tensor dpq, dpk, dv;
-  if (causal) {
-    dpq = run_scan<Kernels>(f.pk, vv, g, /*reverse=*/false, scale);
-    dpk = run_scan<Kernels>(f.pq, g, vv, /*reverse=*/true, scale);
-    dv = run_scan<Kernels>(g, f.pq, f.pk, /*reverse=*/true, scale);
-  } else {
-    const at::Tensor s = at::bmm(f.pk.transpose(1, 2), vv).mul_(scale);   // [BH, D, Dv]
-    const at::Tensor r = at::bmm(f.pq.transpose(1, 2), g).mul_(scale);    // [BH, D, Dv]
-    dpq = at::bmm(g, s.transpose(1, 2));
-    dpk = at::bmm(vv, r.transpose(1, 2));
-    dv = at::bmm(f.pk, r);
-  }
+  const FeatureGrads grads{at::empty_like(f.pq), at::empty_like(f.pk), at::empty_like(vv)};
+  (causal ? chunked_causal_backward : full_backward)(grads, f.pq, f.pk, vv, g, scale);
   at::Tensor dq = at::empty(q.sizes(), q.options());
   at::Tensor dk = at::empty(k.sizes(), k.options());
   const at::Tensor qc = q.contiguous(), kc = k.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "seqrec_fast::linear_attention_phi_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const bool* padded = f.padded.defined() ? f.padded.const_data_ptr<bool>() : nullptr;
-    Kernels::template phi_backward<scalar_t>(qc.const_data_ptr<scalar_t>(), dpq.const_data_ptr<acc_t>(), nullptr,
+    Kernels::template phi_backward<scalar_t>(qc.const_data_ptr<scalar_t>(), grads.dpq.const_data_ptr<acc_t>(), nullptr,
                                              dq.mutable_data_ptr<scalar_t>(), B * H * L, D, H, L);
-    Kernels::template phi_backward<scalar_t>(kc.const_data_ptr<scalar_t>(), dpk.const_data_ptr<acc_t>(), padded,
+    Kernels::template phi_backward<scalar_t>(kc.const_data_ptr<scalar_t>(), grads.dpk.const_data_ptr<acc_t>(), padded,
                                              dk.mutable_data_ptr<scalar_t>(), B * H * L, D, H, L);
   });
-  return {dq, dk, dv.view({B, H, L, Dv}).to(v.scalar_type())};
+  return {dq, dk, grads.dv.view({B, H, L, Dv}).to(v.scalar_type())};
 }
 
 }  // namespace seqrec_fast::linear_attention_impl

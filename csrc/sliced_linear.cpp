@@ -4,6 +4,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "op_utils.h"
@@ -60,22 +61,56 @@ Plan routed_plan(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
     TORCH_CHECK(t->device() == x.device(), "seqrec_fast::sliced_linear: widths on ", t->device(), ", x on ",
                 x.device());
   }
-  if (n == 0) return {at::Tensor(), {}};
   const at::Tensor in_l = in_f.to(at::kLong), out_l = out_f.to(at::kLong);
-  const at::Tensor bounds = at::stack({in_l.min(), in_l.max(), out_l.min(), out_l.max()}).cpu();
-  const int64_t* b = bounds.const_data_ptr<int64_t>();
-  check_width("in_features", b[0], b[1], in_max);
-  check_width("out_features", b[2], b[3], out_max);
+  if (n == 0) return {in_l, {}};
   const at::Tensor key = in_l * (out_max + 1) + out_l;
   auto [sorted, order] = at::sort(key, /*stable=*/true, /*dim=*/0, /*descending=*/false);
-  auto [routes, inverse, counts] = at::unique_consecutive(sorted, false, true);
-  const at::Tensor routes_cpu = routes.cpu(), counts_cpu = counts.cpu();
+  // The one copy to the host: the widths' bounds, then the sorted routes.
+  const at::Tensor bounds = at::stack({in_l.min(), in_l.max(), out_l.min(), out_l.max()});
+  const at::Tensor host = at::cat({bounds, sorted}).cpu();
+  const int64_t* b = host.const_data_ptr<int64_t>();
+  check_width("in_features", b[0], b[1], in_max);
+  check_width("out_features", b[2], b[3], out_max);
+  const int64_t* routes = b + 4;
   Plan plan{order, {}};
-  int64_t start = 0;
-  for (int64_t g = 0; g < routes_cpu.size(0); ++g) {
-    const int64_t route = routes_cpu.const_data_ptr<int64_t>()[g], count = counts_cpu.const_data_ptr<int64_t>()[g];
-    plan.groups.push_back({start, count, route / (out_max + 1), route % (out_max + 1)});
-    start += count;
+  for (int64_t start = 0, end = 0; start < n; start = end) {
+    while (end < n && routes[end] == routes[start]) ++end;
+    plan.groups.push_back({start, end - start, routes[start] / (out_max + 1), routes[start] % (out_max + 1)});
+  }
+  return plan;
+}
+
+// The groups as the CPU tensor the backward receives, and back: [N, 4], a row (start, count, in,
+// out) per group, then a row of count 0 if fewer groups than rows. Its shape depends on the batch
+// only, so that torch.compile traces it as an ordinary tensor.
+at::Tensor groups_tensor(const Plan& plan, int64_t rows) {
+  at::Tensor t = at::empty({rows, 4}, at::TensorOptions().dtype(at::kLong));
+  int64_t* out = t.mutable_data_ptr<int64_t>();
+  for (const Group& g : plan.groups) {
+    *out++ = g.start, *out++ = g.count, *out++ = g.in, *out++ = g.out;
+  }
+  if (static_cast<int64_t>(plan.groups.size()) < rows) std::fill(out, out + 4, int64_t(0));
+  return t;
+}
+
+Plan saved_plan(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& order, const at::Tensor& groups) {
+  const int64_t n = x.size(0);
+  TORCH_CHECK(order.dim() == 1 && order.size(0) == n && order.scalar_type() == at::kLong && groups.dim() == 2 &&
+                  groups.size(0) == n && groups.size(1) == 4 && groups.scalar_type() == at::kLong && groups.is_cpu(),
+              "seqrec_fast::sliced_linear_routed_backward: expected the forward's plan, an int64 order [", n,
+              "] and int64 CPU groups [", n, ", 4], got ", order.scalar_type(), " ", order.sizes(), " and ",
+              groups.scalar_type(), " ", groups.sizes(), " on ", groups.device());
+  const at::Tensor g = groups.contiguous();
+  const int64_t* v = g.const_data_ptr<int64_t>();
+  Plan plan{order, {}};
+  int64_t covered = 0;
+  for (int64_t i = 0; covered < n; ++i, v += 4) {
+    TORCH_CHECK(v[0] == covered && v[1] > 0 && v[2] >= 0 && v[2] <= weight.size(1) && v[3] >= 0 &&
+                    v[3] <= weight.size(0),
+                "seqrec_fast::sliced_linear_routed_backward: group ", i, " (start ", v[0], ", count ", v[1], ", in ",
+                v[2], ", out ", v[3], ") is not part of a plan of the forward for ", n, " rows");
+    plan.groups.push_back({v[0], v[1], v[2], v[3]});
+    covered += v[1];
   }
   return plan;
 }
@@ -157,13 +192,21 @@ at::Tensor routed_forward(const at::Tensor& x, const at::Tensor& weight, const s
   return run_forward(x, weight, bias, routed_plan(x, weight, in_features, out_features));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> routed_backward(const at::Tensor& grad, const at::Tensor& x,
-                                                               const at::Tensor& weight,
+std::tuple<at::Tensor, at::Tensor, at::Tensor> planned_forward(const at::Tensor& x, const at::Tensor& weight,
+                                                               const std::optional<at::Tensor>& bias,
                                                                const at::Tensor& in_features,
-                                                               const at::Tensor& out_features,
+                                                               const at::Tensor& out_features) {
+  check_args(x, weight, bias);
+  const Plan plan = routed_plan(x, weight, in_features, out_features);
+  return {run_forward(x, weight, bias, plan), plan.order, groups_tensor(plan, x.size(0))};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> routed_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                               const at::Tensor& weight, const at::Tensor& order,
+                                                               const at::Tensor& groups,
                                                                std::array<bool, 2> output_mask) {
   check_args(x, weight, std::nullopt);
-  return run_backward(grad, x, weight, routed_plan(x, weight, in_features, out_features), output_mask);
+  return run_backward(grad, x, weight, saved_plan(x, weight, order, groups), output_mask);
 }
 
 }  // namespace seqrec_fast::sliced_linear_impl
@@ -183,22 +226,34 @@ struct SlicedLinearOps;
 
 template <>
 struct SlicedLinearOps<int64_t> {
-  static constexpr const char* kForward = "seqrec_fast::sliced_linear";
   static constexpr const char* kBackward = "seqrec_fast::sliced_linear_backward";
-  static void save(AutogradContext* ctx, int64_t in_f, int64_t out_f) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const OptionalTensor& bias, int64_t in_f, int64_t out_f) {
+    static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const OptionalTensor&, int64_t,
+                                          int64_t)>("seqrec_fast::sliced_linear");
+    ctx->save_for_backward({x, weight});
     ctx->saved_data["in"] = in_f;
     ctx->saved_data["out"] = out_f;
+    return op.call(x, weight, bias, in_f, out_f);
   }
   static std::pair<int64_t, int64_t> load(AutogradContext* ctx, const variable_list&) {
     return {ctx->saved_data["in"].toInt(), ctx->saved_data["out"].toInt()};
   }
 };
 
+// Per-row routes: the forward's plan (row order, groups) is saved, so the backward copies nothing
+// from the device.
 template <>
 struct SlicedLinearOps<at::Tensor> {
-  static constexpr const char* kForward = "seqrec_fast::sliced_linear_routed";
   static constexpr const char* kBackward = "seqrec_fast::sliced_linear_routed_backward";
-  static void save(AutogradContext*, const at::Tensor&, const at::Tensor&) {}
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const OptionalTensor& bias, const at::Tensor& in_f, const at::Tensor& out_f) {
+    static auto op = op_handle<Grads(const at::Tensor&, const at::Tensor&, const OptionalTensor&, const at::Tensor&,
+                                     const at::Tensor&)>("seqrec_fast::sliced_linear_routed_forward");
+    auto [y, order, groups] = op.call(x, weight, bias, in_f, out_f);
+    ctx->save_for_backward({x, weight, order, groups});
+    return y;
+  }
   static std::pair<at::Tensor, at::Tensor> load(AutogradContext*, const variable_list& saved) {
     return {saved[2], saved[3]};
   }
@@ -214,15 +269,7 @@ class SlicedLinearFunction : public torch::autograd::Function<SlicedLinearFuncti
                             const OptionalTensor& bias, WidthArg in_f, WidthArg out_f) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->saved_data["has_bias"] = bias.has_value();
-    if constexpr (std::is_same_v<Widths, int64_t>) {
-      ctx->save_for_backward({x, weight});
-    } else {
-      ctx->save_for_backward({x, weight, in_f, out_f});
-    }
-    Ops::save(ctx, in_f, out_f);
-    static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const OptionalTensor&, WidthArg,
-                                          WidthArg)>(Ops::kForward);
-    return op.call(x, weight, bias, in_f, out_f);
+    return Ops::forward(ctx, x, weight, bias, in_f, out_f);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -259,8 +306,10 @@ TORCH_LIBRARY_FRAGMENT(seqrec_fast, m) {
         " bool[2] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def("sliced_linear_routed(Tensor x, Tensor weight, Tensor? bias, Tensor in_features, Tensor out_features)"
         " -> Tensor");
-  m.def("sliced_linear_routed_backward(Tensor grad, Tensor x, Tensor weight, Tensor in_features,"
-        " Tensor out_features, bool[2] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("sliced_linear_routed_forward(Tensor x, Tensor weight, Tensor? bias, Tensor in_features,"
+        " Tensor out_features) -> (Tensor, Tensor, Tensor)");
+  m.def("sliced_linear_routed_backward(Tensor grad, Tensor x, Tensor weight, Tensor order, Tensor groups,"
+        " bool[2] output_mask) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(seqrec_fast, Autograd, m) {

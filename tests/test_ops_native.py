@@ -339,6 +339,100 @@ def test_mix_forward_across_blocks_and_candidate_groups(cpu_native, k):
 
 
 # ---------------------------------------------------------------------------------------------
+# The device-independent drivers CUDA runs (csrc/causal_conv1d.h, csrc/linear_attention.h), over
+# CPU kernels: every line of them runs here, against the reference.
+
+
+def driver_op(forward, backward, mask_arity: bool):
+    """An autograd function over a driver's forward and backward ops (they have no autograd
+    kernel of their own: they exist for these tests)."""
+
+    class Driver(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *args):
+            ctx.args = args
+            return forward(*args)
+
+        @staticmethod
+        def backward(ctx, grad):
+            args = ctx.args
+            if mask_arity:  # conv: (x, weight, bias, dilation) -> backward(grad, x, weight, dilation, mask)
+                x, weight, bias, dilation = args
+                gx, gw, gb = backward(grad, x, weight, dilation, [True, True])
+                return gx, gw, gb if bias is not None else None, None
+            q, k, v, mask, causal, scale = args
+            return *backward(grad, q, k, v, mask, causal, scale), None, None, None
+
+    return Driver.apply
+
+
+def conv_driver(x, w, b, dilation):
+    ops_ = torch.ops.seqrec_fast
+    return driver_op(ops_._causal_conv1d_driver, ops_._causal_conv1d_driver_backward, True)(x, w, b, dilation)
+
+
+def attention_driver(q, k, v, mask, causal):
+    ops_ = torch.ops.seqrec_fast
+    return driver_op(ops_._linear_attention_driver, ops_._linear_attention_driver_backward, False)(
+        q, k, v, mask, causal, q.shape[-1] ** -0.5)
+
+
+def conv_driver_case(length, *, dilation=2, k=3, **kw):
+    _, ref, inputs = conv_case(length, dilation=dilation, k=k, **kw)
+    return (lambda x, w, b: conv_driver(x, w, b, dilation)), ref, inputs
+
+
+def attention_driver_case(length, *, causal=True, masked=True, **kw):
+    _, ref, inputs = attention_case(length, causal=causal, masked=masked, **kw)
+    mask = padding_mask(inputs[0].shape[0], length) if masked else None
+    return (lambda q, k, v: attention_driver(q, k, v, mask, causal)), ref, inputs
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+@pytest.mark.parametrize(("k", "dilation"), [(3, 2), (2, 1), (5, 4), (1, 1), (3, 300)])
+def test_causal_conv1d_driver(cpu_native, length, k, dilation):
+    # (1, 1) and dilation 300 leave one active tap: the plain-GEMM branch.
+    torch.manual_seed(length * 10 + k)
+    assert_matches(*conv_driver_case(length, k=k, dilation=dilation))
+
+
+def test_causal_conv1d_driver_noncontiguous_without_bias_and_empty(cpu_native):
+    torch.manual_seed(21)
+    assert_matches(*conv_driver_case(50, noncontig=True, bias=False, c_in=67, c_out=129), atol=1e-4)
+    empty = torch.zeros(0, 5, 3)
+    assert torch.ops.seqrec_fast._causal_conv1d_driver(empty, torch.randn(4, 3, 2), None, 1).shape == (0, 5, 4)
+
+
+def test_causal_conv1d_driver_sums_the_taps_in_float(cpu_native):
+    # In bfloat16 the taps are summed inside one GEMM (float accumulation), so the driver is at
+    # least as accurate as the reference computed in bfloat16.
+    torch.manual_seed(22)
+    native, ref, inputs = conv_driver_case(50, k=5, dilation=3, c_in=32, c_out=32)
+    low_precision_matches(native, ref, inputs, torch.bfloat16, slack=1.5)
+
+
+@pytest.mark.parametrize("length", [1, 3, 50, 64, 65, 200])  # one chunk, one full chunk, two, four
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("d", "dv"), [(5, 7), (64, 32)])
+def test_linear_attention_driver(cpu_native, length, causal, d, dv):
+    torch.manual_seed(length + d)
+    assert_matches(*attention_driver_case(length, causal=causal, d=d, dv=dv), atol=1e-4)
+
+
+def test_linear_attention_driver_unmasked_noncontiguous_low_precision(cpu_native):
+    torch.manual_seed(23)
+    assert_matches(*attention_driver_case(50, masked=False, noncontig=True))
+    native, ref, inputs = attention_driver_case(70, d=16, dv=16)
+    low_precision_matches(native, ref, inputs, torch.bfloat16)
+
+
+def test_driver_gradcheck_float64(cpu_native):
+    torch.manual_seed(24)
+    _gradcheck(conv_driver_case(6, k=3, dilation=2, batch=2, c_in=3, c_out=2))
+    _gradcheck(attention_driver_case(5, batch=3, heads=1, d=3, dv=2))
+
+
+# ---------------------------------------------------------------------------------------------
 # float64 gradcheck
 
 
@@ -451,6 +545,7 @@ CUDA_CASES = {
     "sliced-routed": lambda L, **kw: sliced_case(*routes(), **kw),
     "sliced-uniform": lambda L, **kw: sliced_case(7, 5, **kw),
     "mix": lambda L, **kw: mix_case(5, **kw),
+    "mix-two-groups": lambda L, **kw: mix_case(11, **kw),  # the backward reads g once per 8 candidates
 }
 
 

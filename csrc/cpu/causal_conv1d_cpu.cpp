@@ -7,12 +7,15 @@
 // sequence (J: the taps that reach inside it, csrc/causal_conv1d.h), after which a convolution
 // without padding writes y [B, L, C_out] contiguous (as the image [B, C_out, 1, L]) and its
 // backward reads the gradient the same way. The GEMM-and-shift form the CUDA kernels use
-// (csrc/causal_conv1d.h) sends J times the output through memory between its GEMM and its pass;
-// on one AMD EPYC core, with MKL's GEMM, it ran 0.5-1.0x eager's forward in different runs, and
-// this runs 1.06-1.52x eager, forward and forward+backward, in two full runs of
-// benchmarks/bench_kernels.py (the latest in benchmarks/results/kernels_cpu_amd_epyc.json).
+// (csrc/causal_conv1d.h) sends J shifted copies of its input through memory before its GEMM;
+// the direct convolution reads x once. That driver runs here too, over the gather below, as
+// seqrec_fast::_causal_conv1d_driver: the tests compare it with the reference, so every line of
+// what CUDA runs has run on a CPU.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <algorithm>
 
 #include "../causal_conv1d.h"
 
@@ -83,10 +86,33 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
   return {grad_x, grad_weight, grad_bias};
 }
 
+// The gather of csrc/causal_conv1d.h, a row of C channels at a time.
+struct ShiftCpu {
+  template <typename scalar_t>
+  static void shift(const scalar_t* src, scalar_t* dst, int64_t B, int64_t L, int64_t C, int64_t J, int64_t dilation,
+                    int64_t direction) {
+    at::parallel_for(0, B * L, std::max<int64_t>(1, 4096 / std::max<int64_t>(J * C, 1)), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        for (int64_t jj = 0; jj < J; ++jj) {
+          const int64_t step = direction * (J - 1 - jj) * dilation, t = row % L + step;
+          scalar_t* out = dst + (row * J + jj) * C;
+          if (t >= 0 && t < L) {
+            std::copy(src + (row + step) * C, src + (row + step + 1) * C, out);
+          } else {
+            std::fill(out, out + C, scalar_t(0));
+          }
+        }
+      }
+    });
+  }
+};
+
 }  // namespace
 }  // namespace seqrec_fast
 
 TORCH_LIBRARY_IMPL(seqrec_fast, CPU, m) {
   m.impl("causal_conv1d", &seqrec_fast::forward);
   m.impl("causal_conv1d_backward", &seqrec_fast::backward);
+  m.impl("_causal_conv1d_driver", &seqrec_fast::causal_conv1d_impl::forward<seqrec_fast::ShiftCpu>);
+  m.impl("_causal_conv1d_driver_backward", &seqrec_fast::causal_conv1d_impl::backward<seqrec_fast::ShiftCpu>);
 }

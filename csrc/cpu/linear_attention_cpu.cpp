@@ -1,17 +1,15 @@
-// CPU linear_attention: a fused feature map, and the causal sums as chunked BLAS GEMMs, or for
-// small heads as step-by-step scans.
+// CPU linear_attention: a fused feature map, and the causal sums as the chunked GEMMs every device
+// shares (csrc/linear_attention_chunks.h), run on blocks of batch-heads in parallel, or for small
+// heads as step-by-step scans.
 //
-// Notation of csrc/linear_attention.h. Per chunk c of T steps (causal; tril keeps s <= t):
-//   A_c = tril(phi(q)_c phi(k)_c^T),   G_c = tril(g_c v_c^T)
-//   out_c     = scale (A_c v_c + phi(q)_c S_c)          S_c = sum_{s before c} phi(k)_s^T v_s
-//   dphi(q)_c = scale (G_c phi(k)_c + g_c S_c^T)
-//   dphi(k)_c = scale (G_c^T phi(q)_c + v_c R_c^T)      R_c = sum_{u after c} phi(q)_u^T g_u
-//   dv_c      = scale (A_c^T g_c + phi(k)_c R_c)
-// The backward builds A_c and G_c once for all three gradients, and keeps the feature norms of
-// its recomputed phi so that phi's own backward needs no second elu: with p = phi(x), n = ||elu(x)||,
+// phi's backward reuses the feature norms of its recomputed phi, so that it needs no second
+// elu: with p = phi(x), n = ||elu(x)||,
 //   d elu = (dphi - p (p . dphi)) / n   (dphi / eps where n < eps: the clamp has no gradient)
 //   dx = d elu                          for x > 0, i.e. p > 0
 //      = d elu (elu(x) + 1) = d elu (p n + 1) otherwise.
+//
+// The same kernels also serve the device-independent driver of csrc/linear_attention.h (the one
+// CUDA runs) through seqrec_fast::_linear_attention_driver, so that the driver runs on a CPU too.
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
@@ -29,6 +27,10 @@ namespace seqrec_fast {
 namespace {
 
 using linear_attention_impl::check_args;
+using linear_attention_impl::chunk_length;
+using linear_attention_impl::FeatureGrads;
+using linear_attention_impl::full_backward;
+using linear_attention_impl::full_forward;
 using linear_attention_impl::kNormEps;
 
 // ---------------------------------------------------------------------------------------------
@@ -158,46 +160,6 @@ Features features(const at::Tensor& q_in, const at::Tensor& k_in, const std::opt
 }
 
 // ---------------------------------------------------------------------------------------------
-// GEMMs
-
-// out = scale a b (beta 0: out's old contents, even NaN, are ignored).
-void set_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, double scale) {
-  at::baddbmm_out(out, out, a, b, /*beta=*/0, /*alpha=*/scale);
-}
-
-// out += scale a b.
-void add_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, double scale) {
-  out.baddbmm_(a, b, /*beta=*/1, /*alpha=*/scale);
-}
-
-// state = (state or 0) + a b.
-void accumulate(at::Tensor& state, const at::Tensor& a, const at::Tensor& b) {
-  state = state.defined() ? state.baddbmm_(a, b) : at::bmm(a, b);
-}
-
-// Chunk length T. Inside chunks the masked products cost about 4 L T D, across them the states
-// 4 L D Dv, and every product is one BLAS call per batch-head (ATen's CPU bmm), so few chunks
-// win while they are short: on 1 core at B 64, L 50 runs fastest as one chunk for D from 8 to 128,
-// L 200 in chunks of about 50 for D <= 64 and 100 for D = 128. Hence at most max(64, D, Dv)
-// steps, spread evenly over the fewest chunks.
-int64_t chunk_length(int64_t L, int64_t D, int64_t Dv) {
-  const int64_t longest = std::max<int64_t>({64, D, Dv});
-  const int64_t chunks = (L + longest - 1) / longest;
-  return (L + chunks - 1) / chunks;
-}
-
-struct Chunk {
-  int64_t first, steps;
-  at::Tensor of(const at::Tensor& t) const { return t.narrow(1, first, steps); }
-};
-
-std::vector<Chunk> chunks_of(int64_t L, int64_t T) {
-  std::vector<Chunk> chunks;
-  for (int64_t first = 0; first < L; first += T) chunks.push_back({first, std::min(T, L - first)});
-  return chunks;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Step-by-step scans, for small heads
 
 // P Q of the largest state a step scan keeps.
@@ -254,68 +216,18 @@ bool small_heads(int64_t L, int64_t D, int64_t Dv) {
 // their outputs in place.
 void causal_forward(at::Tensor out, const at::Tensor& pq, const at::Tensor& pk, const at::Tensor& v, double scale) {
   if (small_heads(pq.size(1), pq.size(2), v.size(2))) return run_step_scan(out, v, pk, pq, /*reverse=*/false, scale);
-  const auto chunks = chunks_of(pq.size(1), chunk_length(pq.size(1), pq.size(2), v.size(2)));
-  at::Tensor state;  // S_c [n, D, Dv]
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const Chunk& c = chunks[i];
-    const at::Tensor pq_c = c.of(pq), pk_c = c.of(pk), v_c = c.of(v);
-    at::Tensor out_c = c.of(out);
-    set_product(out_c, at::bmm(pq_c, pk_c.transpose(1, 2)).tril_(), v_c, scale);
-    if (state.defined()) add_product(out_c, pq_c, state, scale);
-    if (i + 1 < chunks.size()) accumulate(state, pk_c.transpose(1, 2), v_c);
-  }
+  linear_attention_impl::chunked_causal_forward(out, pq, pk, v, scale);
 }
-
-void full_forward(at::Tensor out, const at::Tensor& pq, const at::Tensor& pk, const at::Tensor& v, double scale) {
-  set_product(out, pq, at::bmm(pk.transpose(1, 2), v), scale);
-}
-
-struct FeatureGrads {
-  at::Tensor dpq, dpk, dv;
-};
 
 void causal_backward(FeatureGrads grads, const at::Tensor& pq, const at::Tensor& pk, const at::Tensor& v,
                      const at::Tensor& g, double scale) {
-  if (small_heads(pq.size(1), pq.size(2), v.size(2))) {  // the scans of csrc/linear_attention.h
+  if (small_heads(pq.size(1), pq.size(2), v.size(2))) {  // the sums of csrc/linear_attention.h, step by step
     run_step_scan(grads.dpq, pk, v, g, /*reverse=*/false, scale);
     run_step_scan(grads.dpk, pq, g, v, /*reverse=*/true, scale);
     run_step_scan(grads.dv, g, pq, pk, /*reverse=*/true, scale);
     return;
   }
-  const auto chunks = chunks_of(pq.size(1), chunk_length(pq.size(1), pq.size(2), v.size(2)));
-  // Backwards through the chunks: everything inside a chunk, and R_c for dphi(k) and dv.
-  at::Tensor later;  // R_c [n, D, Dv]
-  for (size_t i = chunks.size(); i-- > 0;) {
-    const Chunk& c = chunks[i];
-    const at::Tensor pq_c = c.of(pq), pk_c = c.of(pk), v_c = c.of(v), g_c = c.of(g);
-    at::Tensor dpq_c = c.of(grads.dpq), dpk_c = c.of(grads.dpk), dv_c = c.of(grads.dv);
-    const at::Tensor a = at::bmm(pq_c, pk_c.transpose(1, 2)).tril_();
-    const at::Tensor gv = at::bmm(g_c, v_c.transpose(1, 2)).tril_();
-    set_product(dpq_c, gv, pk_c, scale);
-    set_product(dpk_c, gv.transpose(1, 2), pq_c, scale);
-    set_product(dv_c, a.transpose(1, 2), g_c, scale);
-    if (later.defined()) {
-      add_product(dpk_c, v_c, later.transpose(1, 2), scale);
-      add_product(dv_c, pk_c, later, scale);
-    }
-    if (i > 0) accumulate(later, pq_c.transpose(1, 2), g_c);
-  }
-  // Forwards through the chunks: S_c for dphi(q).
-  at::Tensor earlier;  // S_c [n, D, Dv]
-  for (size_t i = 0; i + 1 < chunks.size(); ++i) {
-    accumulate(earlier, chunks[i].of(pk).transpose(1, 2), chunks[i].of(v));
-    at::Tensor dpq_next = chunks[i + 1].of(grads.dpq);
-    add_product(dpq_next, chunks[i + 1].of(g), earlier.transpose(1, 2), scale);
-  }
-}
-
-void full_backward(FeatureGrads grads, const at::Tensor& pq, const at::Tensor& pk, const at::Tensor& v,
-                   const at::Tensor& g, double scale) {
-  const at::Tensor s = at::bmm(pk.transpose(1, 2), v);  // [n, D, Dv]
-  const at::Tensor r = at::bmm(pq.transpose(1, 2), g);  // [n, D, Dv]
-  set_product(grads.dpq, g, s.transpose(1, 2), scale);
-  set_product(grads.dpk, v, r.transpose(1, 2), scale);
-  set_product(grads.dv, pk, r, scale);
+  linear_attention_impl::chunked_causal_backward(grads, pq, pk, v, g, scale);
 }
 
 // Batch-heads per block: one block's inputs, outputs, score chunks and states (elements of
@@ -398,10 +310,33 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cpu(const at::Tensor& gr
   return {dq, dk, grads.dv.view({B, H, L, Dv}).to(v.scalar_type())};
 }
 
+// ---------------------------------------------------------------------------------------------
+// The device-independent driver of csrc/linear_attention.h (the one CUDA runs) over these
+// kernels: seqrec_fast::_linear_attention_driver, so that every line of it runs on a CPU too.
+
+struct DriverKernels {
+  template <typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+  static void phi(const scalar_t* x, const bool* padded, acc_t* out, int64_t rows, int64_t D, int64_t H, int64_t L) {
+    std::vector<acc_t> norm(rows);
+    phi_rows<scalar_t>(x, padded, out, norm.data(), rows, D, H, L);
+  }
+
+  template <typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+  static void phi_backward(const scalar_t* x, const acc_t* dphi, const bool* padded, scalar_t* dx, int64_t rows,
+                           int64_t D, int64_t H, int64_t L) {
+    std::vector<acc_t> phi(rows * D), norm(rows);
+    phi_rows<scalar_t>(x, padded, phi.data(), norm.data(), rows, D, H, L);
+    phi_rows_backward<scalar_t>(phi.data(), norm.data(), dphi, padded, dx, rows, D, H, L);
+  }
+};
+
 }  // namespace
 }  // namespace seqrec_fast
 
 TORCH_LIBRARY_IMPL(seqrec_fast, CPU, m) {
   m.impl("linear_attention", &seqrec_fast::forward_cpu);
   m.impl("linear_attention_backward", &seqrec_fast::backward_cpu);
+  m.impl("_linear_attention_driver", &seqrec_fast::linear_attention_impl::forward<seqrec_fast::DriverKernels>);
+  m.impl("_linear_attention_driver_backward",
+         &seqrec_fast::linear_attention_impl::backward<seqrec_fast::DriverKernels>);
 }

@@ -1,5 +1,5 @@
-// CUDA bindings of causal_conv1d: cuBLAS GEMMs through ATen (csrc/causal_conv1d.h) and the two
-// passes of causal_conv1d_kernel.cu, on the current stream of the tensors' device.
+// CUDA bindings of causal_conv1d: cuBLAS GEMMs through ATen (csrc/causal_conv1d.h) and the
+// gather of causal_conv1d_kernel.cu, on the current stream of the tensors' device.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -12,15 +12,9 @@ namespace {
 
 struct CausalConv1dCuda {
   template <typename scalar_t>
-  static void shift_add(const scalar_t* z, const scalar_t* bias, scalar_t* y, int64_t B, int64_t L, int64_t C_out,
-                        int64_t J, int64_t dilation) {
-    gpu::causal_conv1d_shift_add(z, bias, y, B, L, C_out, J, dilation, at::cuda::getCurrentCUDAStream());
-  }
-
-  template <typename scalar_t>
-  static void shift_gather(const scalar_t* g, scalar_t* dz, int64_t B, int64_t L, int64_t C_out, int64_t J,
-                           int64_t dilation) {
-    gpu::causal_conv1d_shift_gather(g, dz, B, L, C_out, J, dilation, at::cuda::getCurrentCUDAStream());
+  static void shift(const scalar_t* src, scalar_t* dst, int64_t B, int64_t L, int64_t C, int64_t J, int64_t dilation,
+                    int64_t direction) {
+    gpu::causal_conv1d_shift(src, dst, B, L, C, J, dilation, direction, at::cuda::getCurrentCUDAStream());
   }
 };
 

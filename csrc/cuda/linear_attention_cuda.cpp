@@ -1,5 +1,6 @@
-// CUDA bindings of linear_attention: the driver (csrc/linear_attention.h: cuBLAS batched GEMMs
-// for the non-causal form) over the kernels of linear_attention_kernel.cu, on the current stream.
+// CUDA bindings of linear_attention: the driver (csrc/linear_attention.h: the feature map, then
+// chunks of cuBLAS batched GEMMs) over the kernels of linear_attention_kernel.cu, on the current
+// stream.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -11,8 +12,6 @@ namespace seqrec_fast {
 namespace {
 
 struct LinearAttentionCuda {
-  static constexpr bool kChunkedScan = false;  // the scan kernel of linear_attention_kernel.cu
-
   template <typename scalar_t>
   static void phi(const scalar_t* x, const bool* padded, at::opmath_type<scalar_t>* out, int64_t rows, int64_t D,
                   int64_t H, int64_t L) {
@@ -23,12 +22,6 @@ struct LinearAttentionCuda {
   static void phi_backward(const scalar_t* x, const at::opmath_type<scalar_t>* dphi, const bool* padded, scalar_t* dx,
                            int64_t rows, int64_t D, int64_t H, int64_t L) {
     gpu::linear_attention_phi_backward(x, dphi, padded, dx, rows, D, H, L, at::cuda::getCurrentCUDAStream());
-  }
-
-  template <typename acc_t>
-  static void scan(const acc_t* A, const acc_t* B, const acc_t* C, acc_t* out, int64_t BH, int64_t L, int64_t P,
-                   int64_t Q, bool reverse, acc_t scale) {
-    gpu::linear_attention_scan(A, B, C, out, BH, L, P, Q, reverse, scale, at::cuda::getCurrentCUDAStream());
   }
 };
 

@@ -17,8 +17,4 @@ template <typename scalar_t>
 void linear_attention_phi_backward(const scalar_t* x, const at::opmath_type<scalar_t>* dphi, const bool* padded,
                                    scalar_t* dx, int64_t rows, int64_t D, int64_t H, int64_t L, cudaStream_t stream);
 
-template <typename acc_t>
-void linear_attention_scan(const acc_t* A, const acc_t* B, const acc_t* C, acc_t* out, int64_t BH, int64_t L,
-                           int64_t P, int64_t Q, bool reverse, acc_t scale, cudaStream_t stream);
-
 }  // namespace seqrec_fast::gpu

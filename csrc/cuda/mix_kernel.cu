@@ -1,5 +1,6 @@
-// CUDA kernels of mix: a grid-stride blend, and a backward that writes grad_h and reduces
-// grad_w deterministically (per-block partials, then one block per candidate).
+// CUDA kernels of mix: a grid-stride blend that reads each h[k, i] once, and a backward that
+// reads g once per 8 candidates, writes grad_h and reduces grad_w deterministically (per-block
+// partials, then one block per candidate).
 #include "mix_kernel.h"
 
 #include <c10/cuda/CUDAException.h>
@@ -22,22 +23,42 @@ __global__ void mix_forward_kernel(const scalar_t* __restrict__ h, const acc_t* 
   }
 }
 
-// Block (x, k): grad_h[k] over a grid-stride slice, and that slice's part of grad_w[k].
+constexpr int kGroup = 8;  // candidates per pass over g; AdaRec's and EASRec's K is 8 at most
+
+// Block (x, y): candidates [8 y, 8 y + 8) over a grid-stride slice. Each thread reads g[i] once
+// for the whole group, writes grad_h[k, i] and adds g[i] h[k, i] to the group's dot products,
+// kept in registers and reduced once per block: g is read once for up to 8 candidates.
 template <typename scalar_t, typename acc_t>
 __global__ void mix_backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ h,
                                     const acc_t* __restrict__ w, scalar_t* __restrict__ grad_h,
-                                    acc_t* __restrict__ partial, int64_t N) {
-  const int64_t k = blockIdx.y;
-  const acc_t wk = w[k];
-  acc_t dot = 0;
+                                    acc_t* __restrict__ partial, int64_t K, int64_t N) {
+  const int64_t first = static_cast<int64_t>(blockIdx.y) * kGroup;
+  const int count = static_cast<int>(min(static_cast<int64_t>(kGroup), K - first));
+  acc_t wk[kGroup], dot[kGroup];
+#pragma unroll
+  for (int j = 0; j < kGroup; ++j) {
+    wk[j] = j < count ? w[first + j] : acc_t(0);
+    dot[j] = acc_t(0);
+  }
   for (int64_t i = global_thread(); i < N; i += grid_threads()) {
     const acc_t gi = static_cast<acc_t>(g[i]);
-    if (grad_h) grad_h[k * N + i] = static_cast<scalar_t>(wk * gi);
-    if (partial) dot += gi * static_cast<acc_t>(h[k * N + i]);
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) {
+      if (j < count) {
+        const int64_t at = (first + j) * N + i;
+        if (grad_h) grad_h[at] = static_cast<scalar_t>(wk[j] * gi);
+        if (partial) dot[j] += gi * static_cast<acc_t>(h[at]);
+      }
+    }
   }
   if (partial) {
-    dot = block_sum(dot);
-    if (threadIdx.x == 0) partial[k * gridDim.x + blockIdx.x] = dot;
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) {
+      if (j < count) {  // the same in every thread of the block, so every thread reaches the barriers
+        const acc_t total = block_sum(dot[j]);
+        if (threadIdx.x == 0) partial[(first + j) * gridDim.x + blockIdx.x] = total;
+      }
+    }
   }
 }
 
@@ -64,10 +85,11 @@ template <typename scalar_t>
 void mix_backward(const scalar_t* g, const scalar_t* h, const at::opmath_type<scalar_t>* w, scalar_t* grad_h,
                   at::opmath_type<scalar_t>* grad_w, at::opmath_type<scalar_t>* scratch, int64_t K, int64_t N,
                   cudaStream_t stream) {
-  TORCH_CHECK(K <= 65535, "seqrec_fast::mix: at most 65535 candidates on CUDA, got ", K);
+  const int64_t groups = (K + kGroup - 1) / kGroup;
+  TORCH_CHECK(groups <= 65535, "seqrec_fast::mix: at most ", 65535 * kGroup, " candidates on CUDA, got ", K);
   const unsigned int blocks = grid_for(N);
-  const dim3 grid(blocks, static_cast<unsigned int>(K));
-  mix_backward_kernel<<<grid, kThreads, 0, stream>>>(g, h, w, grad_h, grad_w ? scratch : nullptr, N);
+  const dim3 grid(blocks, static_cast<unsigned int>(groups));
+  mix_backward_kernel<<<grid, kThreads, 0, stream>>>(g, h, w, grad_h, grad_w ? scratch : nullptr, K, N);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (grad_w) {
     sum_partials_kernel<<<static_cast<unsigned int>(K), kThreads, 0, stream>>>(scratch, grad_w, blocks);

@@ -68,6 +68,14 @@ def _sliced_linear_backward(grad, x, weight, in_features, out_features, output_m
     return _maybe(output_mask[0], x), _maybe(output_mask[1], weight), _maybe(output_mask[1], weight[:, 0])
 
 
+@torch.library.register_fake("seqrec_fast::sliced_linear_routed_forward")
+def _sliced_linear_routed_forward(x, weight, bias, in_features, out_features):
+    # y, the row order, and the groups: a CPU [N, 4] (csrc/sliced_linear.cpp, groups_tensor)
+    rows = x.shape[0]
+    return (_sliced_linear(x, weight, bias, in_features, out_features), x.new_empty(rows, dtype=torch.int64),
+            torch.empty(rows, 4, dtype=torch.int64, device="cpu"))
+
+
 for _suffix in ("", "_routed"):
     torch.library.register_fake(f"seqrec_fast::sliced_linear{_suffix}")(_sliced_linear)
     torch.library.register_fake(f"seqrec_fast::sliced_linear{_suffix}_backward")(_sliced_linear_backward)

@@ -23,6 +23,21 @@ from .validation import (
 GRID_CORNERS = 4
 
 
+def autocast_inputs(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The native ops' autocast rule (csrc/autocast.cpp), for the references of the GEMM ops:
+    inside an autocast region of the tensors' device, floating tensors on that device other than
+    float64 are cast to the autocast dtype (F.linear's rule); outside one, nothing changes."""
+    device = next(t for t in tensors if t is not None).device.type
+    if not torch.amp.is_autocast_available(device) or not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(
+        t.to(dtype) if t is not None and t.is_floating_point() and t.dtype != torch.float64 and t.device.type == device
+        else t
+        for t in tensors
+    )
+
+
 def grid_corners(coords: torch.Tensor | Sequence[float], grid_size: int) -> tuple[list[int], list[float]]:
     """The 4 grid candidates around ``coords`` and their bilinear weights (ADT, Eqs. 18-20).
 
@@ -69,6 +84,7 @@ def grid_linear(
     [4, ..., in] with ``per_corner=True``. Returns [..., out] (``blend=True``) or [4, ..., out].
     """
     check_grid_linear(x, weight, bias, per_corner)
+    x, weight, bias = autocast_inputs(x, weight, bias)
     indices, weights = grid_corners(coords, weight.shape[0])
     index = torch.tensor(indices, device=weight.device)
     w4 = weight.flatten(0, 1).index_select(0, index)  # [4, out, in]
@@ -84,9 +100,11 @@ def grid_linear(
 
 
 def mix(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """sum_k w[k] * h[k]: h [K, ...], w [K] (DARTS-style mixed operations)."""
+    """sum_k w[k] * h[k]: h [K, ...], w [K] (DARTS-style mixed operations), in h's dtype.
+
+    Elementwise products and a sum, which autocast leaves in h's dtype, as the native op runs."""
     check_mix(h, w)
-    return torch.einsum("k,k...->...", w, h)
+    return (w.to(h.dtype).view(-1, *[1] * (h.dim() - 1)) * h).sum(0)
 
 
 def causal_conv1d(
@@ -94,6 +112,7 @@ def causal_conv1d(
 ) -> torch.Tensor:
     """y[t] = sum_j weight[:, :, j] x[t - (K-1-j) dilation] (+ bias); x [B, L, C_in] -> [B, L, C_out]."""
     check_causal_conv1d(x, weight, bias, dilation)
+    x, weight, bias = autocast_inputs(x, weight, bias)
     pad = (weight.shape[-1] - 1) * dilation
     xt = F.pad(x.transpose(1, 2), (pad, 0))
     return F.conv1d(xt, weight, bias, dilation=dilation).transpose(1, 2)
@@ -118,6 +137,7 @@ def linear_attention(
     The causal form is written as masked quadratic attention, the plainest correct statement.
     """
     check_linear_attention(q, k, v, key_padding_mask)
+    q, k, v = autocast_inputs(q, k, v)
     if scale is None:
         scale = q.shape[-1] ** -0.5
     pq, pk = feature_map(q), feature_map(k)
@@ -138,6 +158,7 @@ def sliced_linear(
 ) -> torch.Tensor:
     """Row n: x[n, :in_n] weight[:out_n, :in_n]^T + bias[:out_n], zero in columns >= out_n."""
     check_sliced_linear(x, weight, bias, in_features, out_features)
+    x, weight, bias = autocast_inputs(x, weight, bias)
     out_max, in_max = weight.shape
     in_f = torch.as_tensor(in_features, device=x.device).reshape(-1, 1)
     out_f = torch.as_tensor(out_features, device=x.device).reshape(-1, 1)
