@@ -179,6 +179,12 @@ def test_latin1_file_gets_an_encoding_message_and_reads_with_the_encoding_option
         prepare_dataset(path, encoding="no-such-codec")
 
 
+@pytest.mark.parametrize("text, line", [("user,item,time\n1,2,3\n1,2\n", 3), ("user,item,time\n1,2\n", 2)])
+def test_rows_with_a_wrong_number_of_fields_name_their_line(tmp_path, text, line):
+    with pytest.raises(DataFormatError, match=rf"log.csv: line {line}: Expected 3 columns, got 2"):
+        prepare_dataset(write(tmp_path / "log.csv", text))
+
+
 def test_errors_after_the_rating_filter_name_the_files_line(tmp_path, monkeypatch):
     from seqrec_fast.data import readers
 

@@ -41,6 +41,7 @@ _DATE = r"^\s*\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?Z?\s*$"
 _SECONDS_PER_DAY = 86_400
 _BLOCK_SIZE = 1 << 20  # small blocks: pyarrow reads ahead, and the read-ahead is counted in blocks
 _PARQUET_BATCH_ROWS = 1 << 20
+_PARSE_ERROR = re.compile(r"CSV parse error: (?:Row #(\d+): )?(.*)", re.S)
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+): invalid value '(.*)'")
 
 
@@ -311,11 +312,22 @@ def _csv_blocks(path: Path, delimiter: str, read_options: dict, types: dict, rol
             raise _not_utf8(path, encoding) from None
         match = _CONVERSION.search(message)
         if not match:
-            raise DataFormatError(f"{path}: {message}") from None
+            raise _parse_error(path, message) from None
         # The index counts the file's columns.
         raise _TypeChanged(_column_names(path, delimiter, read_options, encoding)[int(match.group(1))]) from None
     except (OSError, UnicodeDecodeError, pa.ArrowNotImplementedError) as error:
         raise _unreadable(path, error) from None
+
+
+def _parse_error(path: Path, message: str) -> DataFormatError:
+    """pyarrow's parse error with its "Row #N" (the file's line, the header counted) as a line."""
+    match = _PARSE_ERROR.match(message)
+    if not match:
+        return DataFormatError(f"{path}: {message}")
+    row, detail = match.groups()
+    place = f"{path}: line {row}" if row else str(path)
+    return DataFormatError(f"{place}: {detail} (every line needs the header's number of fields; quote a field "
+                           f"that holds the delimiter)")
 
 
 def _unreadable(path: Path, error: Exception) -> DataFormatError:
@@ -364,13 +376,14 @@ def _column_names(path: Path, delimiter: str, read_options: dict, encoding: str)
     if read_options.get("column_names"):
         return list(read_options["column_names"])
     try:
-        reader = pacsv.open_csv(path, read_options=_read_options(encoding, block_size=1 << 16),
+        # One thread: pyarrow then names the row of a parse error.
+        reader = pacsv.open_csv(path, read_options=_read_options(encoding, block_size=1 << 16, use_threads=False),
                                 parse_options=pacsv.ParseOptions(delimiter=delimiter))
         return list(reader.schema.names)
     except pa.ArrowInvalid as error:
         if "Empty CSV file" in str(error):
             raise DataFormatError(f"{path}: the file is empty; expected interaction rows") from None
-        raise DataFormatError(f"{path}: {error}") from None
+        raise _parse_error(path, str(error)) from None
     except UnicodeDecodeError:
         raise DataFormatError(f"{path}: line 1: the header is not valid {encoding} text; pass the file's encoding "
                               f"(--encoding, e.g. latin-1)") from None
