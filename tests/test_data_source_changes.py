@@ -87,3 +87,16 @@ def test_temporaries_of_a_killed_write_are_removed_by_the_next(tmp_path):
     synthesize("tiny", seed=0).save(tmp_path)
     assert not dead.exists() and alive.exists()
     assert load_dataset(tmp_path).n_users > 0
+
+
+def test_an_unreadable_source_is_a_warning_not_a_failure(prepared, caplog, monkeypatch):
+    from seqrec_fast.data import source as source_module
+
+    def unreadable(path):
+        raise source_module.DataFormatError(f"{path}: cannot read: Permission denied")
+
+    monkeypatch.setattr(source_module, "file_digest", unreadable)
+    _source, out = prepared
+    with caplog.at_level("WARNING", logger="seqrec_fast.data"):
+        assert load_dataset(out).n_users == 1
+    assert "cannot be read to check it" in caplog.text

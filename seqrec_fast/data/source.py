@@ -35,9 +35,11 @@ def source_change(source: dict[str, Any]) -> str | None:
     path = Path(source["path"])
     if not path.is_file():
         return f"its source {path} no longer exists"
-    if path.stat().st_size != source["size"] or file_digest(path) != source["digest"]:
-        return f"its source {path} changed since it was prepared"
-    return None
+    try:
+        changed = path.stat().st_size != source["size"] or file_digest(path) != source["digest"]
+    except (OSError, DataFormatError) as error:
+        return f"its source cannot be read to check it ({error})"
+    return f"its source {path} changed since it was prepared" if changed else None
 
 
 def warn_if_source_changed(cache: Path, meta: dict[str, Any]) -> None:
