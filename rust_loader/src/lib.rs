@@ -6,6 +6,7 @@ mod augment;
 mod buf;
 mod build;
 mod cache;
+mod digest;
 mod eval;
 mod packing;
 mod pool;
@@ -21,7 +22,7 @@ mod train;
 use numpy::ndarray::{ArrayView1, ArrayViewD, IxDyn};
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::path::PathBuf;
@@ -251,6 +252,14 @@ fn load_cache(py: Python<'_>, path: PathBuf, verify: bool) -> PyResult<PySequenc
     Ok(PySequences {
         inner: Arc::new(seq),
     })
+}
+
+/// XXH3-128 of a file's bytes as 32 hex digits (memory-mapped, without the GIL); raises
+/// OSError naming the file if it cannot be read.
+#[pyfunction]
+fn file_digest(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| digest::file_digest(&path))
+        .map_err(|e| PyOSError::new_err(format!("{}: cannot read: {e}", path.display())))
 }
 
 /// Generates a synthetic dataset from a preset; `overrides` may set any preset field.
@@ -738,6 +747,7 @@ impl PyEvalStream {
 fn _loader(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(crate_version, m)?)?;
     m.add_function(wrap_pyfunction!(load_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(file_digest, m)?)?;
     m.add_function(wrap_pyfunction!(synthesize, m)?)?;
     m.add_class::<PySequences>()?;
     m.add_class::<PyInteractionBuilder>()?;

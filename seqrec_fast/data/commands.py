@@ -50,7 +50,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         dataset = prepare_dataset(
             args.input, args.format, args.out, force=args.force,
             columns={k: v for k, v in columns.items() if v is not None},
-            delimiter=args.delimiter, min_rating=args.min_rating, k_core=args.k_core,
+            delimiter=args.delimiter, id_type=args.id_type, encoding=args.encoding, min_rating=args.min_rating, k_core=args.k_core,
             min_seq_len=args.min_seq_len, drop_duplicates=not args.keep_duplicates,
             split=args.split, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
         )
@@ -76,6 +76,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from .dataset import load_dataset
     from .errors import CacheError
 
+    _setup_logging()
     try:
         dataset = load_dataset(args.dir)
     except CacheError as error:
@@ -97,7 +98,12 @@ def register(commands: Any) -> None:
     prepare.add_argument("--out", required=True, help="output directory (dataset.bin is written there)")
     for role in ("user", "item", "time", "rating"):
         prepare.add_argument(f"--{role}-col", help=f"name of the {role} column (default: recognise a usual name)")
-    prepare.add_argument("--delimiter", help="CSV field separator (default: ',' or tab for .tsv)")
+    prepare.add_argument("--delimiter", help="CSV field separator, one character; \\t (or tab) for a tab "
+                                             "(default: ',' or tab for .tsv)")
+    prepare.add_argument("--id-type", choices=("auto", "string", "int"), default="auto",
+                         help="read user and item ids as strings or integers; auto: integers where a text column holds "
+                              "only canonical integers (so 007 and 7 stay two ids), else strings")
+    prepare.add_argument("--encoding", default="utf-8", help="text encoding of the file (e.g. latin-1)")
     prepare.add_argument("--min-rating", type=float, help="keep only rows with rating >= this")
     prepare.add_argument("--k-core", type=int, default=0, help="users and items keep at least k interactions")
     prepare.add_argument("--min-seq-len", type=int, default=1, help="users need at least this many interactions")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow as pa
 from .. import _loader
 from .errors import CacheError
 from .loaders import EvalLoader, EvalLoaderConfig, TrainLoader, TrainLoaderConfig
+from .source import warn_if_source_changed
 
 log = logging.getLogger("seqrec_fast.data")
 
@@ -147,6 +149,7 @@ class Dataset:
         """Writes `out_dir/dataset.bin` atomically; returns its path."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)
         path = out_dir / CACHE_FILE
         self._sequences.with_meta(json.dumps(self.meta)).save(str(path))
         return path
@@ -177,11 +180,36 @@ def dataset_from_sequences(sequences: _loader.Sequences, meta: dict[str, Any]) -
     return Dataset(sequences.with_meta(json.dumps(meta)))
 
 
-def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
+def load_dataset(path: str | Path, verify: bool = True, check_source: bool = True) -> Dataset:
     """Memory-maps a dataset saved by `Dataset.save` / `seqrec-fast data prepare|synth`.
-    `path` is the directory or the `dataset.bin` file. `verify` checks every checksum (cheap)."""
+    `path` is the directory or the `dataset.bin` file. `verify` checks every checksum (cheap);
+    `check_source` warns when the file it was prepared from changed since."""
     path = Path(path)
     file = path / CACHE_FILE if path.is_dir() else path
     if not file.is_file():
         raise CacheError(f"{file}: no dataset cache here; create one with `seqrec-fast data prepare` or `data synth`")
-    return Dataset(_loader.load_cache(str(file), verify))
+    dataset = Dataset(_loader.load_cache(str(file), verify))
+    if check_source:
+        warn_if_source_changed(file, dataset.meta)
+    return dataset
+
+
+def remove_stale_temporaries(out_dir: Path) -> None:
+    """Deletes `dataset.bin.tmp-PID` files whose writer is dead (killed mid-write); a live
+    writer's temporary is left to it."""
+    for tmp in out_dir.glob(f"{CACHE_FILE}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        log.info("%s: removed, left by a killed write", tmp)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

@@ -17,6 +17,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,20 +29,28 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from .. import _loader
-from .dataset import CACHE_FILE, Dataset, split_meta, dataset_from_sequences, load_dataset
+from .dataset import CACHE_FILE, SPLITS, Dataset, split_meta, dataset_from_sequences, load_dataset
 from .errors import CacheError, DataFormatError
-from .readers import ColumnMap, Location, check_block, id_chunks, number_chunks, read_into
+from .ids import check_id_type
+from .readers import (BlockError, ColumnMap, Location, check_encoding, feed_table, id_chunks, number_chunks,
+                      parse_delimiter, read_into, uncompressed_name)
+from .source import source_record
 
 log = logging.getLogger("seqrec_fast.data")
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """Filters and split. `k_core`: users and items keep at least k interactions (iterated to a
-    fixpoint, together with `min_seq_len` for users); `min_rating`: keep rows with rating >= it."""
+    """How to read, filter and split. `id_type`: "auto" (integers where a text column holds only
+    canonical integers, else strings), "string" or "int"; `encoding`: the text files' encoding;
+    `k_core`: users and items keep at least k interactions (iterated to a fixpoint, together
+    with `min_seq_len` for users); `min_rating`: keep rows with rating >= it. Invalid values
+    raise DataFormatError naming the option, before any file is read."""
 
     columns: ColumnMap = field(default_factory=ColumnMap)
     delimiter: str | None = None
+    id_type: str = "auto"
+    encoding: str = "utf-8"
     min_rating: float | None = None
     k_core: int = 0
     min_seq_len: int = 1
@@ -50,12 +60,34 @@ class PrepareOptions:
     test_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.k_core < 0 or self.min_seq_len < 1:
-            raise ValueError(f"k_core must be >= 0 and min_seq_len >= 1, got {self.k_core} and {self.min_seq_len}")
-        split_meta(self.split, self.valid_fraction, self.test_fraction)
+        parse_delimiter(self.delimiter)
+        check_id_type(self.id_type)
+        check_encoding(self.encoding)
+        for key, least in (("k_core", 0), ("min_seq_len", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise _option_error(key, f"an integer >= {least}", value)
+        if self.min_rating is not None and not _finite(self.min_rating):
+            raise _option_error("min_rating", "a finite number", self.min_rating)
+        if self.split not in SPLITS:
+            raise _option_error("split", f"one of {', '.join(SPLITS)}", self.split)
+        if self.split == "temporal":
+            valid, test = self.valid_fraction, self.test_fraction
+            if not (_finite(valid) and _finite(test) and valid >= 0 and test > 0 and valid + test < 1):
+                raise DataFormatError(
+                    f"prepare options valid_fraction (--valid-fraction) and test_fraction (--test-fraction): expected "
+                    f"0 <= valid_fraction, 0 < test_fraction and a sum below 1, got {valid!r} and {test!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _option_error(key: str, expected: str, value: Any) -> DataFormatError:
+    return DataFormatError(f"prepare option {key} (--{key.replace('_', '-')}): expected {expected}, got {value!r}")
 
 
 class _BuilderSink:
@@ -74,8 +106,11 @@ class _BuilderSink:
 
     def add(self, table: pa.Table, first_row: int) -> None:
         self.rows_read += table.num_rows
+        kept = None
         if self.options.min_rating is not None:
-            table = table.filter(pc.greater_equal(table.column("rating"), self.options.min_rating))
+            kept = pc.greater_equal(table.column("rating"), self.options.min_rating)
+            table = table.filter(kept)
+        rows_before = self.builder.rows
         try:
             self.builder.add(
                 id_chunks(table.column("user")),
@@ -84,7 +119,14 @@ class _BuilderSink:
                 table.num_rows,
             )
         except _loader.RowError as error:
-            raise self._data_error(error) from None
+            message, column, row = error.args
+            if row is not None:
+                # Rust counts the rows of all blocks after the rating filter; the reader names a
+                # row of this block before it.
+                row -= rows_before
+                if kept is not None:
+                    row = int(pc.indices_nonzero(kept)[row].as_py())
+            raise BlockError(row, f"{column} column: {message}") from None
         self.progress.update(table.num_rows)
 
     def finish(self) -> tuple[_loader.Sequences, dict]:
@@ -104,13 +146,8 @@ class _BuilderSink:
                 test_fraction=options.test_fraction,
             )
         except _loader.RowError as error:
-            raise self._data_error(error) from None
-
-    def _data_error(self, error: _loader.RowError) -> DataFormatError:
-        # The readers' checks come first, so Rust only reports whole-column problems in practice.
-        message, column, row = error.args
-        place = f", kept row {row}" if row is not None else ""
-        return DataFormatError(f"{self.origin}{place}: {column} column: {message}")
+            message, column, _row = error.args  # filters and splits fail on whole columns only
+            raise DataFormatError(f"{self.origin}: {column} column: {message}") from None
 
 
 def _to_dataset(sequences: _loader.Sequences, report: dict, meta: dict[str, Any], origin: str) -> Dataset:
@@ -139,11 +176,10 @@ def _options_meta(options: PrepareOptions) -> dict[str, Any]:
     return {"options": options.to_dict(), "split": split_meta(options.split, options.valid_fraction, options.test_fraction)}
 
 
-def _fingerprint(path: Path, format: str, options: PrepareOptions) -> str:
-    stat = path.stat()
+def _fingerprint(source: dict[str, Any], options: PrepareOptions) -> str:
+    """Names what a cache was built from: the source's path, format and content, the options."""
     key = json.dumps(
-        {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": format,
-         "options": options.to_dict(), "cache_format": _loader.CACHE_FORMAT_VERSION},
+        {"source": source, "options": options.to_dict(), "cache_format": _loader.CACHE_FORMAT_VERSION},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -153,7 +189,7 @@ def _reusable_cache(out_dir: Path, fingerprint: str) -> Dataset | None:
     if not (out_dir / CACHE_FILE).is_file():
         return None
     try:
-        cached = load_dataset(out_dir)
+        cached = load_dataset(out_dir, check_source=False)
     except CacheError as error:
         log.warning("%s; rebuilding it", error)
         return None
@@ -180,18 +216,21 @@ def prepare_dataset(
     prepare = PrepareOptions(**options)
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
-    fingerprint = _fingerprint(path, format, prepare)
+    source = source_record(path, format)
+    fingerprint = _fingerprint(source, prepare)
     if out_dir is not None and not force:
         cached = _reusable_cache(Path(out_dir), fingerprint)
         if cached is not None:
             log.info("%s: up to date, memory-mapped", Path(out_dir) / CACHE_FILE)
             return cached
     sink = _BuilderSink(prepare, str(path))
-    read_into(sink, path, format, prepare.columns, prepare.delimiter, with_rating=prepare.min_rating is not None)
+    read_into(sink, path, format, prepare.columns, prepare.delimiter, with_rating=prepare.min_rating is not None,
+              id_type=prepare.id_type, encoding=prepare.encoding)
     sequences, report = sink.finish()
+    name = uncompressed_name(path)
     meta = {
-        "name": path.stem if path.suffix else path.name,
-        "source": {"path": str(path.resolve()), "format": format},
+        "name": name.rpartition(".")[0] or name,
+        "source": source,
         "fingerprint": fingerprint,
         **_options_meta(prepare),
     }
@@ -217,9 +256,8 @@ def from_interactions(
     if times is not None:
         columns["time"] = pa.chunked_array([pa.array(np.asarray(times))])
     origin = f"<{name}>"
-    table = check_block(pa.table(columns), Location(Path(origin), None))  # the same checks as for files
     sink = _BuilderSink(prepare, origin)
-    sink.add(table, 0)
+    feed_table(sink, pa.table(columns), Location(Path(origin), None))  # the same checks as for files
     sequences, report = sink.finish()
     meta = {"name": name, "source": {"arrays": True}, **_options_meta(prepare)}
     return _to_dataset(sequences, report, meta, f"<{name}>")

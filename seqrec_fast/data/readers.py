@@ -3,10 +3,15 @@ the MovieLens formats (ml-100k `u.data`, ml-1m/10m `ratings.dat`, ml-20m/25m `ra
 
 Files are streamed in blocks: every block is checked (so the Rust core only sees valid values)
 and handed to a sink as a table with columns user, item and optionally time and rating, so a
-20M-row file never has to sit in memory whole next to what is built from it."""
+20M-row file never has to sit in memory whole next to what is built from it.
+
+Ids are typed by `ids.IdKinds` (`007` and `7` stay two ids). Compressed files (.gz, .bz2, .zst,
+.lz4) are read by the name under the suffix."""
 
 from __future__ import annotations
 
+import codecs
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +24,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import DataFormatError
+from .ids import INT64_MAX, IdKinds, IdsAreText, check_id_type, first_true, plain_column
 
 FORMATS = ("auto", "csv", "parquet", "recbole", "movielens")
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 
 # Column names recognised when no mapping is given (compared case-insensitively).
 _CANDIDATES = {
@@ -30,8 +37,11 @@ _CANDIDATES = {
     "rating": ("rating", "score", "stars"),
 }
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_DATE = r"^\s*\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?Z?\s*$"
+_SECONDS_PER_DAY = 86_400
 _BLOCK_SIZE = 1 << 20  # small blocks: pyarrow reads ahead, and the read-ahead is counted in blocks
 _PARQUET_BATCH_ROWS = 1 << 20
+_PARSE_ERROR = re.compile(r"CSV parse error: (?:Row #(\d+): )?(.*)", re.S)
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+): invalid value '(.*)'")
 
 
@@ -84,8 +94,25 @@ class _TypeChanged(Exception):
         self.column = column
 
 
+class BlockError(Exception):
+    """A sink's complaint about a row of the block it was given (`row` counts within that
+    block, None for the block as a whole); `read_into` names the file's line."""
+
+    def __init__(self, row: int | None, message: str):
+        super().__init__(row, message)
+        self.row, self.message = row, message
+
+
+def uncompressed_name(path: Path) -> str:
+    """The file's name without a compression suffix: `ratings.dat.gz` -> `ratings.dat`."""
+    for suffix in COMPRESSION_SUFFIXES:
+        if path.name.lower().endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.name
+
+
 def detect_format(path: Path) -> str:
-    name = path.name.lower()
+    name = uncompressed_name(path).lower()
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith(".inter"):
@@ -95,6 +122,29 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
+def parse_delimiter(delimiter: str | None) -> str | None:
+    """One field separator character; `\\t` as typed on a command line (and "tab") mean a tab."""
+    if delimiter is None:
+        return None
+    if delimiter in ("\\t", "tab"):
+        return "\t"
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise DataFormatError(f"delimiter (--delimiter): expected one character other than a quote or line break "
+                              f"(\\t for tab), got {delimiter!r}")
+    return delimiter
+
+
+def check_encoding(encoding: str) -> str:
+    """The codec's canonical name (utf-8, iso8859-1, ...), or a DataFormatError naming the option."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise DataFormatError(f"encoding (--encoding): unknown text encoding {encoding!r}; expected a Python codec "
+                              f"name such as utf-8 or latin-1") from None
+
+
+
+
 def read_into(
     sink: InteractionSink,
     path: str | Path,
@@ -102,25 +152,31 @@ def read_into(
     columns: ColumnMap = ColumnMap(),
     delimiter: str | None = None,
     with_rating: bool = False,
+    id_type: str = "auto",
+    encoding: str = "utf-8",
 ) -> Location:
     """Streams the checked blocks of an interaction file into `sink`; returns how rows are named.
     Only the needed columns are parsed; `with_rating` also reads the rating column."""
     path = Path(path)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    check_id_type(id_type)
+    encoding = check_encoding(encoding)
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataFormatError(f"{path}: the file is empty; expected interaction rows")
     kind = detect_format(path) if format == "auto" else format
-    location, blocks = _plan(path, kind, columns, delimiter, with_rating)
+    plan = _plan(path, kind, columns, parse_delimiter(delimiter), with_rating, encoding)
     text_columns: dict[str, pa.DataType] = {}
+    text_ids: set[str] = set()
     for _attempt in range(8):  # each retry reads one more column as text
+        ids = IdKinds(id_type, plan.untyped_ids, text_ids)
         try:
             rows = 0
-            for table in blocks(text_columns):
-                table = check_block(table, location, rows)
-                sink.add(table, rows)
+            for table in plan.blocks(text_columns):
+                table = check_block(table, plan.location, rows, ids)
+                _add(sink, table, rows, plan.location)
                 rows += table.num_rows
                 # Arrow's allocator keeps freed blocks; give them back as the sink's memory grows.
                 pa.default_memory_pool().release_unused()
@@ -128,10 +184,27 @@ def read_into(
             text_columns[change.column] = pa.string()
             sink.reset()
             continue
+        except IdsAreText as change:
+            text_ids.add(change.role)
+            sink.reset()
+            continue
         if rows == 0:
             raise DataFormatError(f"{path}: no interaction rows (only a header?)")
-        return location
+        return plan.location
     raise DataFormatError(f"{path}: could not settle the column types")
+
+
+def _add(sink: InteractionSink, table: pa.Table, first_row: int, location: Location) -> None:
+    try:
+        sink.add(table, first_row)
+    except BlockError as error:
+        place = location(first_row + error.row) if error.row is not None else str(location.path)
+        raise DataFormatError(f"{place}: {error.message}") from None
+
+
+def feed_table(sink: InteractionSink, table: pa.Table, location: Location) -> None:
+    """Checks an in-memory table and hands it to `sink` as one block."""
+    _add(sink, check_block(table, location), 0, location)
 
 
 class _Collect:
@@ -151,41 +224,59 @@ def read_interactions(
     columns: ColumnMap = ColumnMap(),
     delimiter: str | None = None,
     with_rating: bool = False,
+    id_type: str = "auto",
+    encoding: str = "utf-8",
 ) -> Interactions:
     """Reads and checks a whole interaction file into one table."""
     collect = _Collect()
-    location = read_into(collect, path, format, columns, delimiter, with_rating)
+    location = read_into(collect, path, format, columns, delimiter, with_rating, id_type, encoding)
     return Interactions(pa.concat_tables(collect.tables), location)
 
 
 Blocks = Callable[[dict], Iterator[pa.Table]]
 
 
-def _plan(path: Path, kind: str, columns: ColumnMap, delimiter: str | None, with_rating: bool) -> tuple[Location, Blocks]:
-    """How to read the file: its row naming and a function of the columns to force to text that
-    yields blocks with role-named columns."""
+@dataclass(frozen=True)
+class _Plan:
+    """How to read a file: its row naming, a function of the columns to force to text that
+    yields blocks with role-named columns, and the id roles whose type the file does not state."""
+
+    location: Location
+    blocks: Blocks
+    untyped_ids: frozenset[str] = frozenset()
+
+
+_TEXT_IDS = frozenset({"user", "item"})
+
+
+def _plan(path: Path, kind: str, columns: ColumnMap, delimiter: str | None, with_rating: bool, encoding: str) -> _Plan:
     if kind == "parquet":
         try:
             parquet = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as error:
+        except (pa.ArrowException, OSError) as error:
             raise DataFormatError(f"{path}: not a readable Parquet file ({error})") from None
         roles = _resolve(parquet.schema_arrow.names, columns, path, with_rating)
 
         def parquet_blocks(_text: dict) -> Iterator[pa.Table]:
-            for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=list(roles.values())):
-                yield _roles(pa.Table.from_batches([batch]), roles)
+            try:
+                for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=list(roles.values())):
+                    yield _roles(pa.Table.from_batches([batch]), roles)
+            except (pa.ArrowException, OSError) as error:
+                raise DataFormatError(f"{path}: not a readable Parquet file ({error})") from None
 
-        return Location(path, None), parquet_blocks
+        return _Plan(Location(path, None), parquet_blocks)
     if kind == "recbole":
-        names, types = _recbole_header(path)
+        names, types = _recbole_header(path, encoding)
         roles = _resolve(names, columns, path, with_rating)
         options = dict(skip_rows=1, column_names=names)
-        return Location(path, 2), lambda text: _csv_blocks(path, "\t", options, {**types, **text}, roles)
-    if kind == "movielens" and not path.name.lower().endswith(".csv"):
-        return _movielens_plan(path, delimiter, columns, with_rating)
-    sep = delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    roles = _resolve(_column_names(path, sep, {}), columns, path, with_rating)
-    return Location(path, 2), lambda text: _csv_blocks(path, sep, {}, dict(text), roles)
+        return _Plan(Location(path, 2), lambda text: _csv_blocks(path, "\t", options, {**types, **text}, roles, encoding))
+    if kind == "movielens" and not uncompressed_name(path).lower().endswith(".csv"):
+        return _movielens_plan(path, delimiter, columns, with_rating, encoding)
+    sep = delimiter or ("\t" if uncompressed_name(path).lower().endswith((".tsv", ".tab")) else ",")
+    roles = _resolve(_column_names(path, sep, {}, encoding), columns, path, with_rating)
+    id_columns = {roles[role]: pa.string() for role in _TEXT_IDS}
+    return _Plan(Location(path, 2), lambda text: _csv_blocks(path, sep, {}, {**text, **id_columns}, roles, encoding),
+                 _TEXT_IDS)
 
 
 def _roles(table: pa.Table, roles: dict[str, str]) -> pa.Table:
@@ -194,11 +285,20 @@ def _roles(table: pa.Table, roles: dict[str, str]) -> pa.Table:
 
 
 # -- format readers ----------------------------------------------------------------------------
-def _csv_blocks(path: Path, delimiter: str, read_options: dict, types: dict, roles: dict[str, str]) -> Iterator[pa.Table]:
+def _read_options(encoding: str, **options) -> pacsv.ReadOptions:
+    # pyarrow transcodes other encodings to UTF-8 through Python's codecs; UTF-8 it reads natively.
+    if encoding != "utf-8":
+        options["encoding"] = encoding
+    return pacsv.ReadOptions(**options)
+
+
+def _csv_blocks(path: Path, delimiter: str, read_options: dict, types: dict, roles: dict[str, str],
+                encoding: str) -> Iterator[pa.Table]:
     """Streams a CSV-like file in large blocks (a fraction of `read_csv`'s peak memory)."""
-    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], include_columns=list(roles.values()))
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                   include_columns=list(roles.values()))
     # No read-ahead thread: blocks are parsed as they are consumed, so they cannot pile up.
-    options = pacsv.ReadOptions(block_size=_BLOCK_SIZE, use_threads=False, **read_options)
+    options = _read_options(encoding, block_size=_BLOCK_SIZE, use_threads=False, **read_options)
     parse = pacsv.ParseOptions(delimiter=delimiter)
     try:
         reader = pacsv.open_csv(path, read_options=options, parse_options=parse, convert_options=convert)
@@ -208,48 +308,112 @@ def _csv_blocks(path: Path, delimiter: str, read_options: dict, types: dict, rol
         message = str(error)
         if "Empty CSV file" in message:
             raise DataFormatError(f"{path}: the file is empty; expected interaction rows") from None
+        if "invalid UTF8" in message:
+            raise _not_utf8(path, encoding) from None
         match = _CONVERSION.search(message)
         if not match:
-            raise DataFormatError(f"{path}: {message}") from None
+            raise _parse_error(path, message) from None
         # The index counts the file's columns.
-        raise _TypeChanged(_column_names(path, delimiter, read_options)[int(match.group(1))]) from None
+        raise _TypeChanged(_column_names(path, delimiter, read_options, encoding)[int(match.group(1))]) from None
+    except (OSError, UnicodeDecodeError, pa.ArrowNotImplementedError) as error:
+        raise _unreadable(path, error) from None
 
 
-def _column_names(path: Path, delimiter: str, read_options: dict) -> list[str]:
+def _parse_error(path: Path, message: str) -> DataFormatError:
+    """pyarrow's parse error with its "Row #N" (the file's line, the header counted) as a line."""
+    match = _PARSE_ERROR.match(message)
+    if not match:
+        return DataFormatError(f"{path}: {message}")
+    row, detail = match.groups()
+    place = f"{path}: line {row}" if row else str(path)
+    return DataFormatError(f"{place}: {detail} (every line needs the header's number of fields; quote a field "
+                           f"that holds the delimiter)")
+
+
+def _unreadable(path: Path, error: Exception) -> DataFormatError:
+    if isinstance(error, UnicodeDecodeError):
+        return DataFormatError(f"{path}: not valid {error.encoding} text ({error.reason}); pass the file's "
+                               f"encoding (--encoding, e.g. latin-1)")
+    hint = " (a truncated or corrupt compressed file?)" if path.name.lower().endswith(COMPRESSION_SUFFIXES) else ""
+    return DataFormatError(f"{path}: cannot read: {error}{hint}")
+
+
+def _not_utf8(path: Path, encoding: str) -> DataFormatError:
+    """Names the first line that does not decode, found by scanning the file (an error path)."""
+    line = _first_undecodable_line(path, encoding)
+    place = f"{path}: line {line}" if line is not None else str(path)
+    return DataFormatError(f"{place}: not valid {encoding} text; pass the file's encoding (--encoding, e.g. latin-1)")
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            for number, line in enumerate(io.BufferedReader(stream), start=1):
+                try:
+                    line.decode(encoding)
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    """The file's first line, decompressed."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            raw = io.BufferedReader(stream).readline()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: line 1: not valid {encoding} text; pass the file's encoding "
+                              f"(--encoding, e.g. latin-1)") from None
+
+
+def _column_names(path: Path, delimiter: str, read_options: dict, encoding: str) -> list[str]:
     if read_options.get("column_names"):
         return list(read_options["column_names"])
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+        # One thread: pyarrow then names the row of a parse error.
+        reader = pacsv.open_csv(path, read_options=_read_options(encoding, block_size=1 << 16, use_threads=False),
                                 parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        return list(reader.schema.names)
     except pa.ArrowInvalid as error:
         if "Empty CSV file" in str(error):
             raise DataFormatError(f"{path}: the file is empty; expected interaction rows") from None
-        raise DataFormatError(f"{path}: {error}") from None
-    return list(reader.schema.names)
+        raise _parse_error(path, str(error)) from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: line 1: the header is not valid {encoding} text; pass the file's encoding "
+                              f"(--encoding, e.g. latin-1)") from None
+    except (OSError, pa.ArrowNotImplementedError) as error:
+        raise _unreadable(path, error) from None
 
 
-def _recbole_header(path: Path) -> tuple[list[str], dict[str, pa.DataType]]:
+_RECBOLE_TYPES = {"token": pa.string(), "token_seq": pa.string(), "float": pa.float64(), "float_seq": pa.string()}
+
+
+def _recbole_header(path: Path, encoding: str) -> tuple[list[str], dict[str, pa.DataType]]:
     """RecBole atomic file: a tab-separated header of `name:type` fields (token, float, ...)."""
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
+    header = _first_line(path, encoding).rstrip("\r\n").split("\t")
     names, types = [], {}
     for field in header:
         name, _, kind = field.partition(":")
         if not kind:
             raise DataFormatError(f"{path}: line 1: header field {field!r} lacks a type; expected name:type such as user_id:token")
+        if kind not in _RECBOLE_TYPES:
+            raise DataFormatError(f"{path}: line 1: header field {field!r} has type {kind!r}; expected one of "
+                                  f"{', '.join(_RECBOLE_TYPES)}")
         names.append(name)
-        if kind in ("token", "token_seq"):
-            types[name] = pa.string()
-        elif kind == "float":
-            types[name] = pa.float64()
+        types[name] = _RECBOLE_TYPES[kind]
     return names, types
 
 
-def _movielens_plan(path: Path, delimiter: str | None, columns: ColumnMap, with_rating: bool) -> tuple[Location, Blocks]:
+def _movielens_plan(path: Path, delimiter: str | None, columns: ColumnMap, with_rating: bool, encoding: str) -> _Plan:
     """ml-100k u.data (tab separated) and ml-1m/ml-10m ratings.dat (`::` separated), no header:
     user, item, rating, timestamp."""
-    with open(path, encoding="latin-1") as handle:
-        first = handle.readline()
+    first = _first_line(path, encoding)
     names = ["user_id", "item_id", "rating", "timestamp"]
     roles = _resolve(names, columns, path, with_rating)
     if "::" in first:
@@ -258,9 +422,13 @@ def _movielens_plan(path: Path, delimiter: str | None, columns: ColumnMap, with_
             raise DataFormatError(f"{path}: line 1: expected UserID::MovieID::Rating::Timestamp")
         raw = [f"f{i}" for i in range(7)]
         file_roles = {role: raw[2 * names.index(name)] for role, name in roles.items()}
-        return Location(path, 1), lambda text: _csv_blocks(path, ":", dict(column_names=raw), dict(text), file_roles)
+        id_columns = {file_roles[role]: pa.string() for role in _TEXT_IDS}
+        return _Plan(Location(path, 1), lambda text: _csv_blocks(path, ":", dict(column_names=raw), {**text, **id_columns},
+                                                                 file_roles, encoding), _TEXT_IDS)
     options = dict(column_names=names)
-    return Location(path, 1), lambda text: _csv_blocks(path, delimiter or "\t", options, dict(text), roles)
+    id_columns = {roles[role]: pa.string() for role in _TEXT_IDS}
+    return _Plan(Location(path, 1), lambda text: _csv_blocks(path, delimiter or "\t", options, {**text, **id_columns},
+                                                             roles, encoding), _TEXT_IDS)
 
 
 # -- column selection and checks ---------------------------------------------------------------
@@ -293,67 +461,78 @@ def _resolve(names: list[str], columns: ColumnMap, path: Path, with_rating: bool
     return {role: name for role, name in roles.items() if name is not None}
 
 
-def _first(mask: pa.ChunkedArray) -> int:
-    return int(pc.index(mask, True).as_py())
-
-
-def check_block(table: pa.Table, where: Callable[[int], str], first_row: int = 0) -> pa.Table:
+def check_block(table: pa.Table, where: Callable[[int], str], first_row: int = 0, ids: IdKinds | None = None) -> pa.Table:
     """Checks a block and normalises its types (int64 or string ids, int64 or float64 numbers);
-    `where(first_row + i)` names row i in errors."""
+    `where(first_row + i)` names row i in errors; `ids` keeps the id kinds of earlier blocks."""
+    ids = ids or IdKinds()
+
     def at(row: int) -> str:
         return where(first_row + row)
 
     for role in table.column_names:
         column = table.column(role)
         if column.null_count:
-            row = _first(pc.is_null(column))
+            row = first_true(pc.is_null(column))
             raise DataFormatError(f"{at(row)}: the {role} column is empty; every row needs a {role}")
     for index, role in enumerate(table.column_names):
-        convert = _ids if role in ("user", "item") else _numbers
-        table = table.set_column(index, role, convert(table.column(role), role, at))
+        column = table.column(role)
+        converted = ids.convert(column, role, at) if role in ("user", "item") else _numbers(column, role, at)
+        table = table.set_column(index, role, converted)
     if "time" in table.column_names:
         time = table.column("time")
         bad = pc.less(time, 0)
         if pa.types.is_floating(time.type):
-            bad = pc.or_(bad, pc.invert(pc.is_finite(time)))
+            bad = pc.or_(bad, pc.invert(pc.and_(pc.is_finite(time), pc.less(time, 2.0**63))))
         if pc.any(bad).as_py():
-            row = _first(bad)
-            raise DataFormatError(f"{at(row)}: timestamp {time[row].as_py()!r} is not a finite number >= 0")
+            row = first_true(bad)
+            raise DataFormatError(f"{at(row)}: timestamp {time[row].as_py()!r} is not a finite number >= 0 below 2^63")
     return table
 
 
-def _ids(column: pa.ChunkedArray, role: str, at: Callable[[int], str]) -> pa.ChunkedArray:
-    kind = column.type
-    if pa.types.is_dictionary(kind):
-        return _ids(column.cast(kind.value_type), role, at)
-    if pa.types.is_integer(kind):
-        return column.cast(pa.int64()) if kind != pa.int64() else column
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return column
-    if pa.types.is_floating(kind):
-        whole = pc.equal(pc.floor(column), column)
-        if not pc.all(whole).as_py():
-            row = _first(pc.invert(whole))
-            raise DataFormatError(f"{at(row)}: {role} id {column[row].as_py()!r} is not a whole number or a string")
-        return column.cast(pa.int64())
-    raise DataFormatError(f"{at(0)}: the {role} column has type {kind}; expected integer or string ids")
-
-
 def _numbers(column: pa.ChunkedArray, role: str, at: Callable[[int], str]) -> pa.ChunkedArray:
+    """int64 or float64 values; dates become seconds since 1970 (UTC), timestamps int64 in their
+    unit."""
+    column = plain_column(column, role, at)
     kind = column.type
     if pa.types.is_integer(kind):
+        if kind == pa.uint64() and len(column) and pc.max(column).as_py() > INT64_MAX:
+            if role != "time":
+                return column.cast(pa.float64())
+            row = first_true(pc.greater(column, pa.scalar(INT64_MAX, pa.uint64())))
+            raise DataFormatError(f"{at(row)}: timestamp {column[row].as_py()!r} is not a finite number >= 0 below 2^63")
         return column.cast(pa.int64())
     if pa.types.is_floating(kind):
         return column.cast(pa.float64())
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+    if pa.types.is_date32(kind):
+        return pc.multiply(column.cast(pa.int32()).cast(pa.int64()), _SECONDS_PER_DAY)
+    if pa.types.is_date64(kind):
+        return pc.divide(column.cast(pa.int64()), 1000)
+    if pa.types.is_timestamp(kind):
         return column.cast(pa.int64())
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         numeric = pc.match_substring_regex(column, _NUMBER)
-        if not pc.all(numeric).as_py():
-            row = _first(pc.invert(numeric))
-            raise DataFormatError(f"{at(row)}: {role} {column[row].as_py()!r} is not a number")
-        return column.cast(pa.float64())
+        if pc.all(numeric).as_py():
+            return column.cast(pa.float64())
+        return _dates(column, role, at, numeric)
     raise DataFormatError(f"{at(0)}: the {role} column has type {kind}; expected numbers")
+
+
+def _dates(column: pa.ChunkedArray, role: str, at: Callable[[int], str], numeric: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column of dates (YYYY-MM-DD[ HH:MM[:SS]]) as seconds since 1970."""
+    dated = pc.match_substring_regex(column, _DATE)
+    if not pc.any(dated).as_py() or not pc.all(dated).as_py():
+        row = first_true(pc.invert(dated) if pc.any(dated).as_py() else pc.invert(numeric))
+        raise DataFormatError(f"{at(row)}: {role} {column[row].as_py()!r} is not a number or a date (YYYY-MM-DD[ HH:MM:SS]) "
+                              f"like the other rows")
+    try:
+        return pc.utf8_trim_whitespace(column).cast(pa.timestamp("s")).cast(pa.int64())
+    except pa.ArrowInvalid:
+        for row, text in enumerate(column.to_pylist()):
+            try:
+                pa.scalar(text.strip()).cast(pa.timestamp("s"))
+            except pa.ArrowInvalid:
+                raise DataFormatError(f"{at(row)}: {role} {text!r} is not a valid date") from None
+        raise
 
 
 # -- handing columns to Rust without copying ----------------------------------------------------

@@ -89,6 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint  # noqa: F401  (import cost paid before timing matters)
     from .config import ConfigError, build_config
     from .data_source import open_dataset
+    from .limits import enforce_limits
     from .report import metrics_table, plot_training_curve
     from .trainer import CHECKPOINT_DIR, CONFIG, LAST, METRICS, Trainer, TrainingDiverged
 
@@ -110,6 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
             if (Path(config.out) / CHECKPOINT_DIR / LAST).exists():
                 return _error(f"{config.out} already holds a run; pass --resume to continue it or choose another --out")
         dataset = open_dataset(config.data)
+        enforce_limits(config, dataset, resume=args.resume)
         trainer = Trainer(config, dataset, resume=args.resume, started_at=started)
         main_process = distributed.is_main()
         result = trainer.fit()

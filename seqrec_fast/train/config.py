@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,16 +143,63 @@ def _type_name(annotation) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[annotation]
 
 
+def _non_negative(value) -> bool:
+    return value >= 0
+
+
+def _positive(value) -> bool:
+    return value > 0
+
+
+def _fraction(value) -> bool:
+    return 0 <= value < 1
+
+
+# What each numeric key allows, and how an error says it. Every key here is checked when it is
+# parsed (coerce) and again on the whole config (validate).
+_RANGES: dict[str, tuple[Any, str]] = {
+    **{key: (_positive, "a positive integer") for key in (
+        "epochs", "batch_size", "eval_every", "eval_batch_size", "loader_threads", "stride",
+        "hidden_size", "max_len", "kernel_size")},
+    **{key: (lambda v: v == -1 or v > 0, "-1 (the backbone's default) or a positive integer")
+       for key in ("num_layers", "num_heads", "inner_size")},
+    **{key: (_non_negative, "a non-negative integer") for key in (
+        "min_epochs", "patience", "warmup_steps", "eval_negatives", "seed", "threads", "checkpoint_every_steps")},
+    **{key: (_non_negative, "a non-negative number") for key in ("weight_decay", "clip_grad_norm", "pvn_weight")},
+    **{key: (_fraction, "a number in [0, 1)") for key in ("beta1", "beta2", "ema_decay")},
+    **{key: (lambda v: v == -1 or 0 <= v < 1, "-1 (the backbone's default) or a number in [0, 1)")
+       for key in ("dropout", "attn_dropout")},
+    "lr": (_positive, "a number > 0"),
+    **{key: (lambda v: 0 <= v <= 1, "a number in [0, 1]") for key in ("gbce_t", "mask_last_ratio")},
+    "mask_prob": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "n_negatives": (lambda v: v == -1 or v >= 0, "-1 (the loss's default) or an integer >= 0"),
+    "dilations": (lambda v: all(d > 0 for d in v), "positive integers"),
+}
+
+
+def _check_range(key: str, value: Any) -> None:
+    allowed, expected = _RANGES.get(key, (None, ""))
+    if allowed is not None and not allowed(value):
+        raise ConfigError(f"config key {key!r}: expected {expected}, got {value}")
+
+
 def coerce(key: str, value: Any, annotation) -> Any:
-    """Convert a YAML value or a command-line string to the field's type, or raise ConfigError."""
-    def fail() -> typing.NoReturn:
-        raise ConfigError(f"config key {key!r}: expected {_type_name(annotation)}, got {value!r}")
+    """Convert a YAML value or a command-line string to the field's type, checked against the
+    key's range (numbers are finite), or raise ConfigError."""
+    converted = _convert(key, value, annotation)
+    _check_range(key, converted)
+    return converted
+
+
+def _convert(key: str, value: Any, annotation) -> Any:
+    def fail(expected: str | None = None) -> typing.NoReturn:
+        raise ConfigError(f"config key {key!r}: expected {expected or _type_name(annotation)}, got {value!r}")
 
     if typing.get_origin(annotation) is tuple:
         items = value.replace(",", " ").split() if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not items:
             fail()
-        return tuple(coerce(key, item, int) for item in items)
+        return tuple(_convert(key, item, int) for item in items)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -173,13 +221,17 @@ def coerce(key: str, value: Any, annotation) -> Any:
         if isinstance(value, bool):
             fail()
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 fail()
-        fail()
+        else:
+            fail()
+        if not math.isfinite(number):
+            fail("a finite number")
+        return number
     if annotation is str:
         if isinstance(value, (str, Path)):
             return str(value)
@@ -263,30 +315,14 @@ def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] 
 
 
 def validate(config: TrainConfig) -> None:
-    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "eval_every": config.eval_every,
-                "eval_batch_size": config.eval_batch_size, "loader_threads": config.loader_threads,
-                "hidden_size": config.model.hidden_size, "num_layers": config.model.num_layers,
-                "num_heads": config.model.num_heads, "inner_size": config.model.inner_size,
-                "max_len": config.model.max_len, "kernel_size": config.model.kernel_size,
-                "stride": config.stride}
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"config key {key!r}: expected a positive integer, got {value}")
-    for key in ("min_epochs", "patience", "warmup_steps"):
-        if getattr(config, key) < 0:
-            raise ConfigError(f"config key {key!r}: expected a non-negative integer, got {getattr(config, key)}")
-    for key in ("lr", "weight_decay", "clip_grad_norm", "dropout", "attn_dropout", "mask_prob"):
-        value = getattr(config, key, None)
-        value = getattr(config.model, key) if value is None else value
-        if value < 0:
-            raise ConfigError(f"config key {key!r}: expected a non-negative number, got {value}")
+    for section in (config, config.model):
+        for key, value in vars(section).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"config key {key!r}: expected a finite number, got {value}")
+            _check_range(key, value)
     if config.model.hidden_size % config.model.num_heads:
         raise ConfigError(f"config keys 'hidden_size' ({config.model.hidden_size}) and 'num_heads' "
                           f"({config.model.num_heads}): hidden_size must be divisible by num_heads")
-    if not 0.0 <= config.model.mask_last_ratio <= 1.0:
-        raise ConfigError(f"config key 'mask_last_ratio': expected a number in [0, 1], got {config.model.mask_last_ratio}")
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise ConfigError(f"config key 'ema_decay': expected a number in [0, 1), got {config.ema_decay}")
     from .losses import LOSSES
 
     loss = config.resolved_loss()
