@@ -18,7 +18,6 @@ import torch
 import yaml
 
 from seqrec_fast.algorithms import adt
-from seqrec_fast.algorithms.adt_options import ADTConfig
 from seqrec_fast.cli import main
 from seqrec_fast.data import synthesize
 from seqrec_fast.nas.search_run import SearchRun
@@ -103,18 +102,11 @@ def test_a_resumed_copy_of_a_killed_run_finishes_the_copy_from_another_directory
     assert "out" not in yaml.safe_load((copy / "config.yaml").read_text())  # nothing names where it lives
 
 
-class Killed(Exception):
-    pass
-
-
-def small_search(out: Path, **train) -> tuple:
-    config = build_config(None, {"data": "synthetic:tiny", "out": str(out), "model": "sasrec", "seed": "3",
-                                 "progress": "false", "checkpoint_every_steps": "1", "hidden_size": "16",
-                                 "num_heads": "2", "inner_size": "32", "max_len": "10", "epochs": "2", **train},
-                          default_window="sliding")
-    options = ADTConfig(warmup_epochs=2, rounds=1, population=3, n_crossover=1, n_mutation=1,
-                        reconstruction_grid=(0.0, 1e-3, 1e-2), independence_grid=(0.0, 1e-3, 2e-3))
-    return config, options
+SEARCH = ["--data", "synthetic:tiny", "--backbone", "sasrec", "--seed", "3", "--no-progress", "--threads", "1",
+          "--checkpoint-every-steps", "1", "--hidden-size", "16", "--num-heads", "2", "--inner-size", "32",
+          "--max-len", "10", "--epochs", "2", "--warmup-epochs", "2", "--rounds", "1", "--population", "3",
+          "--n-crossover", "1", "--n-mutation", "1", "--reconstruction-grid", "0,1e-3,1e-2",
+          "--independence-grid", "0,1e-3,2e-3"]
 
 
 @pytest.fixture(scope="module")
@@ -123,20 +115,11 @@ def finished_search(tmp_path_factory):
     search case); returns (original, copy, snapshot of the original when it was copied)."""
     root = tmp_path_factory.mktemp("search")
     original, copy = root / "a", root / "b"
-    config, options = small_search(original)
-    real_start_batch = adt.RandomCandidates.start_batch
-
-    def die_in_second_epoch(self, epoch, batch):
-        if epoch == 1 and batch == 1:
-            raise Killed
-        real_start_batch(self, epoch, batch)
-
-    adt.RandomCandidates.start_batch = die_in_second_epoch
-    try:
-        with pytest.raises(Killed):
-            adt.search(config, options, synthesize("tiny", seed=0))
-    finally:
-        adt.RandomCandidates.start_batch = real_start_batch
+    process = start_cli(["search", "adt", "--out", str(original), *SEARCH])
+    wait_for(original / "supernet" / "checkpoints" / "last.pt", process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL, "the search ended before it could be killed"
     before = snapshot(original)
     shutil.copytree(original, copy)
     previous = torch.get_num_threads()
