@@ -94,8 +94,11 @@ def run_kind(root: Path) -> str:
     """``"train"`` or ``"search"`` for a run directory, ``"empty"`` for a missing directory or one
     that holds nothing but its lock, ``"other"`` for anything else."""
     root = Path(root)
-    if not root.is_dir() or not any(entry.name != LOCK for entry in root.iterdir()):
-        return "empty"
+    try:
+        if not root.is_dir() or not any(entry.name != LOCK for entry in root.iterdir()):
+            return "empty"
+    except OSError:  # unreadable: not a directory this package wrote
+        return "other"
     config = root / CONFIG
     try:
         loaded = yaml.safe_load(config.read_text()) if config.is_file() else None
@@ -136,6 +139,7 @@ def _mkdir(root: Path) -> None:
 
 def move_aside(path: Path) -> Path:
     """Renames ``path`` to ``path.old-<UTC time>`` (with a counter if that exists); returns it."""
+    path = Path(os.path.abspath(path))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     aside = path.with_name(f"{path.name}.old-{stamp}")
     counter = 1
