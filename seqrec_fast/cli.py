@@ -7,6 +7,7 @@ import argparse
 import importlib
 import json
 import sys
+import traceback
 
 # Modules that add their own subcommands: each has `register(commands)`, which adds parsers to
 # the `commands` subparsers object and sets `handler` (a function of the parsed args returning an
@@ -96,8 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command. A user's mistake (bad option, file or directory: ValueError and its
+    subclasses, OSError) is one line on stderr and exit code 2; anything else is a bug in this
+    package, shown with its traceback and a request to report it."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        print(f"seqrec-fast: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except Exception:
+        traceback.print_exc()
+        print("seqrec-fast: this is a bug in seqrec_fast, not a problem with your input: please report it "
+              "with the command you ran and the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def run(json_output: bool = False) -> int:
     from .train.config import build_config
     from .train.data_source import open_dataset
     from .train.report import metrics_table, plot_training_curve
+    from .train.run_dir import claim
     from .train.trainer import METRICS, Trainer
 
     started = time.perf_counter()
@@ -47,10 +48,11 @@ def run(json_output: bool = False) -> int:
     if not json_output:
         print(f"dataset: {config.data} — {stats['users']} users, {stats['items']} items, "
               f"{stats['interactions']} interactions (leave-one-out)", file=sys.stderr)
-    result = Trainer(config, dataset, started_at=started,
-                     log=(lambda message: None) if json_output else None).fit()
+    with claim(out, "train"):
+        result = Trainer(config, dataset, started_at=started,
+                         log=(lambda message: None) if json_output else None).fit()
+        plot = plot_training_curve(out / METRICS, out / "training_curve.png", config.metric)
     baseline = popularity_metrics(dataset, config)
-    plot = plot_training_curve(out / METRICS, out / "training_curve.png", config.metric)
     summary = {**result, "popularity_test": baseline, "plot": str(plot),
                "seconds": round(time.perf_counter() - started, 1)}
     if json_output:

@@ -33,7 +33,9 @@ from ..nas.grid_supernet import set_coordinates, to_grid_supernet
 from ..nas.search_run import RETRAIN, SUPERNET, SearchResult, SearchRun
 from ..train.checkpoint import load_checkpoint
 from ..train.config import TrainConfig, set_option, to_yaml, validate
-from ..train.trainer import CHECKPOINT_DIR, LAST, Trainer, evaluate_split, resolve_device
+from ..train.run_dir import DISPLAY_ONLY, check_dataset, claim, move_aside, pin_dataset
+from ..train.report import plot_training_curve
+from ..train.trainer import CHECKPOINT_DIR, LAST, METRICS, Trainer, evaluate_split, resolve_device
 from .adt_objectives import DisentanglementObjectives
 from .adt_options import ADTConfig
 from .adt_space import ADTSpace, LossWeights
@@ -108,10 +110,23 @@ def _build_supernet(config: TrainConfig, n_items: int, grid_size: int) -> Sequen
     return to_grid_supernet(build_model(config.model, n_items), grid_size)
 
 
-def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False, log=None) -> SearchResult:
-    """Runs (or resumes) the whole search into ``train.out``."""
+def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False, overwrite: bool = False,
+           log=None) -> SearchResult:
+    """Runs (or resumes) the whole search into ``train.out``, holding its run directory's lock;
+    ``overwrite`` moves an earlier directory there aside first."""
     log = log or (lambda message: print(message, file=sys.stderr))
     check_backbone(train)
+    with claim(train.out, "search", resume=resume, overwrite=overwrite) as lock:
+        if lock.moved_aside is not None:
+            log(f"moved the earlier {train.out} aside to {lock.moved_aside}")
+        return _search(train, options, dataset, resume, log)
+
+
+def _without_display_options(settings: dict) -> dict:
+    return {**settings, "train": {k: v for k, v in settings.get("train", {}).items() if k not in DISPLAY_ONLY}}
+
+
+def _search(train: TrainConfig, options: ADTConfig, dataset, resume: bool, log) -> SearchResult:
     if not train.window:  # a TrainConfig built in code, not through build_config
         train = dataclasses.replace(train, window=WINDOW)
     space = options.space(train.model.num_layers)
@@ -119,13 +134,14 @@ def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False
     settings = {"algorithm": ALGORITHM, "search": options.to_dict(), "train": _yaml_dict(train)}
     if resume:
         saved = run.read_config()
-        if saved != settings:
+        saved["train"].pop("out", None)  # written by earlier versions; the directory is where it is now
+        if _without_display_options(saved) != _without_display_options(settings):
             raise ValueError(f"{run.root} holds a search with another configuration; resume it with its own "
                              f"(seqrec-fast search {ALGORITHM} --out {run.root} --resume) or choose another --out")
-    elif run.path("config.yaml").exists():
-        raise ValueError(f"{run.root} already holds a search; pass --resume to continue it or choose another --out")
+        check_dataset(run.root, train.data, dataset)
     else:
         run.write_config(settings)
+        pin_dataset(run.root, train.data, dataset)
 
     warm = supernet_config(train, options, run)
     checkpoint = run.path(SUPERNET) / CHECKPOINT_DIR / LAST
@@ -179,7 +195,8 @@ def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False
     weights = space.weights(best.candidate)
     result = SearchResult(
         algorithm=ALGORITHM, architecture=weights.to_dict(), fitness=best.fitness, metric=train.metric,
-        candidate=list(best.candidate), evaluations=len(evolution.history), supernet_checkpoint=str(checkpoint),
+        candidate=list(best.candidate), evaluations=len(evolution.history),
+        supernet_checkpoint=str(checkpoint.relative_to(run.root)),
         warmup_s=round(warmup_s, 3), search_s=round(previous_s + time.perf_counter() - search_started, 3),
         run_dir=str(run.root))
     run.write_result(result)
@@ -207,23 +224,33 @@ def load_search_config(run: SearchRun) -> tuple[TrainConfig, ADTConfig]:
         raise ValueError(f"{run.root} holds a {saved['algorithm']} search, not {ALGORITHM}")
     train = TrainConfig()
     for key, value in saved["train"].items():
-        set_option(train, key, value)
+        if key != "out":  # written by earlier versions; the run is where it is now
+            set_option(train, key, value)
+    train.out = str(run.root)
     validate(train)
     return train, ADTConfig.from_dict(saved["search"])
 
 
-def retrain(run_dir, dataset, log=None, started_at: float | None = None) -> dict[str, Any]:
+def retrain(run_dir, dataset, log=None, started_at: float | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Trains the backbone from scratch with the searched weights (resuming an interrupted
-    retraining), with model selection on validation and one test evaluation at the end."""
+    retraining, or moving an earlier one aside with ``overwrite``), with model selection on
+    validation and one test evaluation at the end. Holds the search directory's lock."""
+    log = log or (lambda message: print(message, file=sys.stderr))
     run = SearchRun(run_dir)
-    train, _ = load_search_config(run)
-    weights = derive(run.read_result(), train.model.num_layers)
-    config = copy.deepcopy(train)
-    config.out = str(run.path(RETRAIN))
-    resume = (run.path(RETRAIN) / CHECKPOINT_DIR / LAST).is_file()
-    trainer = Trainer(config, dataset, resume=resume, log=log, started_at=started_at,
-                      make_auxiliary=lambda model: WeightedObjectives(model, weights))
-    result = trainer.fit()
+    with claim(run.root, "search", resume=True):
+        train, _ = load_search_config(run)
+        weights = derive(run.read_result(), train.model.num_layers)
+        check_dataset(run.root, train.data, dataset)
+        retrain_dir = run.path(RETRAIN)
+        if overwrite and retrain_dir.exists():
+            log(f"moved the earlier {retrain_dir} aside to {move_aside(retrain_dir)}")
+        config = copy.deepcopy(train)
+        config.out = str(retrain_dir)
+        resume = (retrain_dir / CHECKPOINT_DIR / LAST).is_file()
+        trainer = Trainer(config, dataset, resume=resume, log=log, started_at=started_at,
+                          make_auxiliary=lambda model: WeightedObjectives(model, weights))
+        result = trainer.fit()
+        plot_training_curve(retrain_dir / METRICS, retrain_dir / "training_curve.png", train.metric)
     return {**result, "algorithm": ALGORITHM, "weights": weights.to_dict()}
 
 

@@ -20,14 +20,17 @@ def _search_options() -> list[str]:
 
 
 def register(commands) -> None:
-    from ..train.commands import _add_config_options, _reject_unknown_options
+    from ..train.commands import OVERWRITE_HELP, _add_config_options, _reject_unknown_options
 
     search = commands.add_parser("search", help=SEARCH_HELP, description=SEARCH_HELP)
     search.add_argument("algorithm", choices=ALGORITHMS, metavar="ALGO", help=f"one of: {', '.join(ALGORITHMS)}")
     search.add_argument("--backbone", dest="model", default=argparse.SUPPRESS, metavar="NAME",
                         help="backbone to search for (ADT: sasrec, bert4rec, stosa)")
     search.add_argument("--config", metavar="YAML", help="training config file; --key options override it")
-    search.add_argument("--resume", action="store_true", help="continue the search in --out after an interruption")
+    search.add_argument("--resume", action="store_true",
+                        help="continue the search in --out after an interruption; only --progress, --threads and "
+                             "--loader-threads may be given anew")
+    search.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     search.add_argument("--json", action="store_true", help="print one JSON object (the search result) as the last line")
     for key in _search_options():
         search.add_argument("--" + key.replace("_", "-"), dest="search_" + key, default=argparse.SUPPRESS,
@@ -38,6 +41,9 @@ def register(commands) -> None:
 
     retrain = commands.add_parser("retrain", help=RETRAIN_HELP, description=RETRAIN_HELP)
     retrain.add_argument("run_dir", metavar="RUN_DIR")
+    retrain.add_argument("--overwrite", action="store_true",
+                         help="move an earlier retraining aside (to RUN_DIR/retrain.old-<UTC time>) and retrain "
+                              "from scratch; without it an interrupted retraining resumes")
     retrain.add_argument("--json", action="store_true", help="print one JSON object (the result) as the last line")
     _takes_no_training_options(retrain)
     retrain.set_defaults(handler=run_retrain)
@@ -58,46 +64,48 @@ def _takes_no_training_options(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = parse_known_args
 
 
-def _error(message: str) -> int:
-    print(f"seqrec-fast: error: {message}", file=sys.stderr)
-    return 2
-
-
 def _search_overrides(args: argparse.Namespace) -> dict[str, str]:
     return {key: getattr(args, "search_" + key) for key in _search_options() if hasattr(args, "search_" + key)}
 
 
 def run_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    from ..nas.search_run import SearchRun
-    from ..train.commands import _overrides
-    from ..train.config import ConfigError, build_config
-    from ..train.data_source import open_dataset
+    from ..nas.search_run import STATE, SUPERNET, SearchRun
+    from ..train.commands import _error, _overrides, interrupted, resume_overrides
+    from ..train.config import build_config, set_option
+    from ..train.data_source import absolute_spec, open_dataset
+    from ..train.trainer import CHECKPOINT_DIR, LAST, TrainingDiverged
     from . import adt
     from .adt_options import parse_adt_options
 
+    train_overrides, search_overrides = _overrides(args), _search_overrides(args)
+    if args.resume:
+        if args.overwrite:
+            return _error("--resume continues the search in --out, --overwrite moves it aside: pass one of them")
+        out = train_overrides.pop("out", "")
+        if not out:
+            return _error("--resume needs --out RUN_DIR")
+        display = resume_overrides({**train_overrides, **search_overrides}, "a search")
+        train, options = adt.load_search_config(SearchRun(out))
+        for key, value in display.items():
+            set_option(train, key, value)
+    else:
+        train = build_config(args.config, train_overrides, default_window=adt.WINDOW)
+        options = parse_adt_options(search_overrides)
+        if not train.out:
+            return _error("no run directory: pass --out RUN_DIR")
+        train.data = absolute_spec(train.data)
+    run = SearchRun(train.out)
     try:
-        train_overrides, search_overrides = _overrides(args), _search_overrides(args)
-        if args.resume:
-            out = train_overrides.pop("out", "")
-            if not out:
-                return _error("--resume needs --out RUN_DIR")
-            if train_overrides or search_overrides:
-                shown = [*train_overrides, *search_overrides]
-                return _error(f"--resume continues a search with its own config; drop "
-                              f"{', '.join('--' + k.replace('_', '-') for k in shown)}")
-            train, options = adt.load_search_config(SearchRun(out))
-        else:
-            train = build_config(args.config, train_overrides, default_window=adt.WINDOW)
-            options = parse_adt_options(search_overrides)
-            if not train.out:
-                return _error("no run directory: pass --out RUN_DIR")
         dataset = open_dataset(train.data)
-        result = adt.search(train, options, dataset, resume=args.resume)
-    except ConfigError as error:
-        return _error(str(error))
-    except (ValueError, FileNotFoundError) as error:
-        return _error(str(error))
+        result = adt.search(train, options, dataset, resume=args.resume, overwrite=args.overwrite)
+    except TrainingDiverged as error:
+        print(f"seqrec-fast: search stopped: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        state = run.path(STATE)
+        checkpoint = state if state.is_file() else run.path(SUPERNET) / CHECKPOINT_DIR / LAST
+        return interrupted(checkpoint, f"--resume (seqrec-fast search {args.algorithm} --out {run.root} --resume)")
     payload = {**result.to_dict(), "wall_s": round(time.perf_counter() - started, 3)}
     if args.json:
         print(json.dumps(payload))
@@ -120,24 +128,25 @@ def _weights_table(weights: dict[str, list[float]]) -> str:
 
 def run_retrain(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    from ..train.config import ConfigError
+    from ..nas.search_run import RETRAIN, SearchRun
+    from ..train.commands import interrupted
     from ..train.data_source import open_dataset
-    from ..train.report import metrics_table, plot_training_curve
-    from ..train.trainer import METRICS, TrainingDiverged
+    from ..train.report import metrics_table
+    from ..train.run_dir import RunDirError, run_kind
+    from ..train.trainer import CHECKPOINT_DIR, LAST, TrainingDiverged
     from . import adt
 
     run_dir = Path(args.run_dir)
+    if run_kind(run_dir) != "search":
+        raise RunDirError(f"{run_dir} holds no search run: retrain takes the directory of a finished search")
+    train, _ = adt.load_search_config(SearchRun(run_dir))
     try:
-        from ..nas.search_run import RETRAIN, SearchRun
-
-        train, _ = adt.load_search_config(SearchRun(run_dir))
-        result = adt.retrain(run_dir, open_dataset(train.data), started_at=started)
+        result = adt.retrain(run_dir, open_dataset(train.data), started_at=started, overwrite=args.overwrite)
     except TrainingDiverged as error:
         print(f"seqrec-fast: retraining stopped: {error}", file=sys.stderr)
         return 1
-    except (ConfigError, ValueError, FileNotFoundError) as error:
-        return _error(str(error))
-    plot_training_curve(run_dir / RETRAIN / METRICS, run_dir / RETRAIN / "training_curve.png", train.metric)
+    except KeyboardInterrupt:
+        return interrupted(run_dir / RETRAIN / CHECKPOINT_DIR / LAST, f"seqrec-fast retrain {run_dir}")
     if args.json:
         print(json.dumps(result))
     else:
@@ -146,4 +155,3 @@ def run_retrain(args: argparse.Namespace) -> int:
         print(_weights_table(result["weights"]))
         print(metrics_table({"valid": result["valid"], "test": result["test"]}))
     return 0
-

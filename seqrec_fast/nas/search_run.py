@@ -43,7 +43,7 @@ class SearchResult:
     metric: str
     candidate: list[float] = field(default_factory=list)
     evaluations: int = 0
-    supernet_checkpoint: str = ""
+    supernet_checkpoint: str = ""  # relative to the run directory
     warmup_s: float = 0.0
     search_s: float = 0.0
     run_dir: str = ""
@@ -91,13 +91,15 @@ class SearchRun:
             atomic_write_json(self.path(BEST), best)
 
     def write_result(self, result: SearchResult) -> None:
-        atomic_write_json(self.path(RESULT), result.to_dict())
+        stored = result.to_dict()
+        del stored["run_dir"]  # a run directory never names where it lives: copies stay true
+        atomic_write_json(self.path(RESULT), stored)
 
     def read_result(self) -> SearchResult:
         path = self.path(RESULT)
         if not path.is_file():
             raise FileNotFoundError(f"{self.root} has no finished search ({RESULT} is missing): run or resume the search first")
-        return SearchResult(**json.loads(path.read_text()))
+        return SearchResult(**{**json.loads(path.read_text()), "run_dir": str(self.root)})
 
     # -- plots --------------------------------------------------------------------------------
     def plot_search_curve(self, history: list[dict[str, Any]], metric: str) -> Path:

@@ -49,10 +49,16 @@ def _reject_unknown_options(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = parse_known_args
 
 
+OVERWRITE_HELP = "move an earlier run directory at --out aside (to OUT.old-<UTC time>, whole) and start afresh"
+
+
 def register(commands) -> None:
     train = commands.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP)
     train.add_argument("--config", metavar="YAML", help="config file; --key options override it")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last checkpoint; only --progress, --threads and "
+                            "--loader-threads may be given anew")
+    train.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     train.add_argument("--json", action="store_true", help="print one JSON object (the result) as the last line")
     _add_config_options(train)
     _reject_unknown_options(train)
@@ -62,7 +68,8 @@ def register(commands) -> None:
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best")
     evaluate.add_argument("--split", choices=("valid", "test", "both"), default="both")
-    evaluate.add_argument("--data", help="dataset to evaluate on (default: the run's own)")
+    evaluate.add_argument("--data", help="where the run's dataset now is (default: the path the run recorded); "
+                                         "its content must match the run's")
     evaluate.add_argument("--filter-history", dest="filter_history", action="store_const", const="true")
     evaluate.add_argument("--no-filter-history", dest="filter_history", action="store_const", const="false")
     evaluate.add_argument("--ties", choices=("pessimistic", "expected"))
@@ -77,6 +84,31 @@ def _error(message: str) -> int:
     return 2
 
 
+def interrupted(checkpoint: Path, resume: str) -> int:
+    """Ctrl-C: say what is kept and how to continue; 130 is the shell's code for SIGINT."""
+    if checkpoint.is_file():
+        print(f"interrupted: the last checkpoint is {checkpoint}; resume with {resume}", file=sys.stderr)
+    else:
+        print("interrupted before the first checkpoint: nothing to resume; start again with --overwrite",
+              file=sys.stderr)
+    return 130
+
+
+def resume_overrides(overrides: dict, what: str) -> dict:
+    """The display-only options a resume may set anew; any other option is an error, since a
+    resumed run continues with its own configuration."""
+    from .run_dir import DISPLAY_ONLY
+
+    display = {key: overrides.pop(key) for key in DISPLAY_ONLY if key in overrides}
+    if overrides:
+        from .config import ConfigError
+
+        shown = ", ".join("--" + key.replace("_", "-") for key in overrides)
+        allowed = ", ".join("--" + key.replace("_", "-") for key in DISPLAY_ONLY)
+        raise ConfigError(f"--resume continues {what} with its own config; drop {shown} (only {allowed} may change)")
+    return display
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     from .config import option_names
 
@@ -87,47 +119,53 @@ def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     from . import distributed
     from .checkpoint import load_checkpoint  # noqa: F401  (import cost paid before timing matters)
-    from .config import ConfigError, build_config
-    from .data_source import open_dataset
+    from .config import build_config
+    from .data_source import absolute_spec, open_dataset
     from .limits import enforce_limits
     from .report import metrics_table, plot_training_curve
+    from .run_dir import claim
     from .trainer import CHECKPOINT_DIR, CONFIG, LAST, METRICS, Trainer, TrainingDiverged
 
     overrides = _overrides(args)
-    try:
+    if args.resume:
+        if args.overwrite:
+            return _error("--resume continues the run in --out, --overwrite moves it aside: pass one of them")
+        run_dir = Path(overrides.pop("out", "") or "")
+        if not run_dir.name:
+            return _error("--resume needs --out RUN_DIR")
+        display = resume_overrides(overrides, "a run")
+    else:
+        config = build_config(args.config, overrides)
+        if not config.out:
+            return _error("no run directory: pass --out RUN_DIR")
+        config.data = absolute_spec(config.data)
+        run_dir = Path(config.out)
+    checkpoint = run_dir / CHECKPOINT_DIR / LAST
+    with claim(run_dir, "train", resume=args.resume, overwrite=args.overwrite) as lock:
+        if lock.moved_aside is not None:
+            print(f"seqrec-fast: moved the earlier {run_dir} aside to {lock.moved_aside}", file=sys.stderr)
         if args.resume:
-            run_dir = Path(overrides.pop("out", "") or "")
-            if not run_dir.name:
-                return _error("--resume needs --out RUN_DIR")
-            if overrides:
-                return _error(f"--resume continues a run with its own config; drop {', '.join('--' + k.replace('_', '-') for k in overrides)}")
-            if not (run_dir / CHECKPOINT_DIR / LAST).is_file():
-                return _error(f"{run_dir} has no checkpoint to resume ({CHECKPOINT_DIR}/{LAST})")
-            config = build_config(run_dir / CONFIG)
-        else:
-            config = build_config(args.config, overrides)
-            if not config.out:
-                return _error("no run directory: pass --out RUN_DIR")
-            if (Path(config.out) / CHECKPOINT_DIR / LAST).exists():
-                return _error(f"{config.out} already holds a run; pass --resume to continue it or choose another --out")
-        dataset = open_dataset(config.data)
-        enforce_limits(config, dataset, resume=args.resume)
-        trainer = Trainer(config, dataset, resume=args.resume, started_at=started)
-        main_process = distributed.is_main()
-        result = trainer.fit()
-    except ConfigError as error:
-        return _error(str(error))
-    except TrainingDiverged as error:
-        print(f"seqrec-fast: training stopped: {error}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError) as error:
-        return _error(str(error))
-    finally:
-        distributed.teardown()
-    if not main_process:
-        return 0
-    run_dir = Path(config.out)
-    plot_training_curve(run_dir / METRICS, run_dir / "training_curve.png", config.metric)
+            if not checkpoint.is_file():
+                return _error(f"{run_dir} has no checkpoint to resume ({CHECKPOINT_DIR}/{LAST}); "
+                              "start it again with --overwrite")
+            config = build_config(run_dir / CONFIG, display)
+            config.out = str(run_dir)
+        try:
+            dataset = open_dataset(config.data)
+            enforce_limits(config, dataset, resume=args.resume)
+            trainer = Trainer(config, dataset, resume=args.resume, started_at=started)
+            main_process = distributed.is_main()
+            result = trainer.fit()
+        except TrainingDiverged as error:
+            print(f"seqrec-fast: training stopped: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return interrupted(checkpoint, "--resume")
+        finally:
+            distributed.teardown()
+        if not main_process:
+            return 0
+        plot_training_curve(run_dir / METRICS, run_dir / "training_curve.png", config.metric)
     if args.json:
         print(json.dumps(result))
     else:
@@ -135,29 +173,37 @@ def run_train(args: argparse.Namespace) -> int:
               f"of {result['epochs_run']}, {result['time_to_best_s']:.1f} s to the best epoch, "
               f"{result['train_samples_per_s']:.0f} training sequences/s")
         print(metrics_table({"valid": result["valid"], "test": result["test"]}))
-        print(f"\nrun directory: {run_dir} (config.yaml, metrics.jsonl, result.json, training_curve.png, checkpoints/)")
+        print(f"\nrun directory: {run_dir} (config.yaml, dataset.json, metrics.jsonl, result.json, "
+              "training_curve.png, checkpoints/)")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from . import distributed
-    from .config import ConfigError, build_config, set_option
-    from .data_source import open_dataset
+    from .config import build_config, set_option
+    from .data_source import absolute_spec, open_dataset
     from .report import metrics_table
+    from .run_dir import check_dataset, run_kind
     from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST, evaluate_checkpoint
 
     run_dir = Path(args.run_dir)
+    kind = run_kind(run_dir)
+    if kind != "train":
+        hint = f"; evaluate its retraining: seqrec-fast evaluate {run_dir / 'retrain'}" if kind == "search" else ""
+        held = {"empty": "no run", "other": "no run", "search": "a search"}[kind]
+        return _error(f"{run_dir} holds {held}, not a trained model{hint}")
+    config = build_config(run_dir / CONFIG)
+    for key in ("data", "filter_history", "ties", "eval_negatives"):
+        if getattr(args, key) is not None:
+            set_option(config, key, getattr(args, key))
+    config.data = absolute_spec(config.data)
+    splits = ("valid", "test") if args.split == "both" else (args.split,)
+    checkpoint = run_dir / CHECKPOINT_DIR / (BEST if args.checkpoint == "best" else LAST)
     try:
-        config = build_config(run_dir / CONFIG)
-        for key in ("data", "filter_history", "ties", "eval_negatives"):
-            if getattr(args, key) is not None:
-                set_option(config, key, getattr(args, key))
-        splits = ("valid", "test") if args.split == "both" else (args.split,)
-        checkpoint = run_dir / CHECKPOINT_DIR / (BEST if args.checkpoint == "best" else LAST)
-        result = evaluate_checkpoint(config, open_dataset(config.data), checkpoint, splits)
+        dataset = open_dataset(config.data)
+        check_dataset(run_dir, config.data, dataset)
+        result = evaluate_checkpoint(config, dataset, checkpoint, splits)
         main_process = distributed.is_main()
-    except (ConfigError, ValueError, FileNotFoundError) as error:
-        return _error(str(error))
     finally:
         distributed.teardown()
     if not main_process:

@@ -332,10 +332,17 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"config key 'n_negatives': loss {loss!r} needs at least 1 sampled negative")
 
 
-def to_yaml(config: TrainConfig) -> str:
+def stored_dict(config: TrainConfig) -> dict[str, Any]:
+    """The configuration as a run stores it (config.yaml, checkpoints): without ``out``, since a
+    run directory is wherever the user names it and a copy must not write into the original."""
     data = config.to_dict()
+    del data["out"]
     data["model"]["dilations"] = list(data["model"]["dilations"])
-    return yaml.safe_dump(data, sort_keys=False)
+    return data
+
+
+def to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(stored_dict(config), sort_keys=False)
 
 
 def from_resolved_yaml(path: str | Path) -> TrainConfig:

@@ -4,7 +4,11 @@ interactions file or directory (prepared on the fly by the data API), or ``synth
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
+
+import numpy as np
 
 SYNTHETIC_PREFIX = "synthetic:"
 CACHE_FILE = "dataset.bin"
@@ -41,3 +45,31 @@ def interactions_file(path: Path) -> Path:
         raise ValueError(f"--data {path}: expected one interactions file ({', '.join(INTERACTION_PATTERNS)}) "
                          f"or a prepared dataset ({CACHE_FILE}); found {found}")
     return candidates[0]
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with a relative path made absolute, so that a run's record of its dataset means
+    the same from any working directory."""
+    if not spec or spec.startswith(SYNTHETIC_PREFIX):
+        return spec
+    return os.path.abspath(os.path.expanduser(spec))
+
+
+def content_checksum(dataset) -> str:
+    """A checksum of what training and evaluation read: the CSR arrays, the split and the
+    original ids, not the metadata (which names files and times). The cache's own section
+    checksums exist only in dataset.bin; this one is the same for a dataset whatever it was
+    loaded or built from."""
+    digest = hashlib.sha256()
+    arrays = {"offsets": dataset.offsets, "items": dataset.items, "times": dataset.times,
+              "train_end": dataset.train_end, "valid_pos": dataset.valid_pos, "test_pos": dataset.test_pos}
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.size};".encode())
+        digest.update(memoryview(array).cast("B"))
+    for name, ids in (("user_ids", dataset.user_ids()), ("item_ids", dataset.item_ids())):
+        digest.update(f"{name}:{'index' if ids is None else ids.type};".encode())
+        for buffer in [] if ids is None else ids.buffers():
+            if buffer is not None:
+                digest.update(memoryview(buffer))
+    return digest.hexdigest()[:16]

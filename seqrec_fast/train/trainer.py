@@ -23,18 +23,17 @@ from tqdm import tqdm
 from ..models import SequentialRecommender, build_model
 from . import distributed
 from .checkpoint import atomic_write_bytes, atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .config import TrainConfig, to_yaml
+from .config import TrainConfig, stored_dict, to_yaml
 from .evaluation import protocol_label, rank_users
 from .metrics import summarise
 from .losses import loss_spec, proposal_log_probabilities
+from .run_dir import CHECKPOINTS as CHECKPOINT_DIR
+from .run_dir import CONFIG, METRICS, check_dataset, pin_dataset
 from .weight_average import WeightAverage
 
-CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
 BEST = "best.pt"
-METRICS = "metrics.jsonl"
 RESULT = "result.json"
-CONFIG = "config.yaml"
 # Where each test user's target ranked (the counts of train.metrics), so that two runs compare
 # user by user (a paired bootstrap) without reading the test split again.
 TEST_RANKS = "test_ranks.npz"
@@ -191,6 +190,7 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
         self.progress = Progress()
         if resume:
+            check_dataset(self.run_dir, config.data, dataset)
             self._restore(load_checkpoint(self.run_dir / CHECKPOINT_DIR / LAST))
         elif distributed.is_main():
             self._start_run_dir()
@@ -209,6 +209,7 @@ class Trainer:
     def _start_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / CONFIG, to_yaml(self.config))
+        pin_dataset(self.run_dir, self.config.data, self.dataset)
         (self.run_dir / METRICS).write_text("")
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
@@ -227,7 +228,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": capture_rng_state(),
             "progress": dict(vars(self.progress)),
-            "config": self.config.to_dict(),
+            "config": stored_dict(self.config),
             "n_items": int(self.dataset.n_items),
         }
 
@@ -247,7 +248,7 @@ class Trainer:
         if distributed.is_main():
             save_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST, {
                 "format": 1, "model": self.eval_model.state_dict(), "epoch": self.progress.epoch, "valid": valid,
-                "config": self.config.to_dict(), "n_items": int(self.dataset.n_items)})
+                "config": stored_dict(self.config), "n_items": int(self.dataset.n_items)})
 
     def _restore(self, state: dict[str, Any]) -> None:
         if self.rank:
@@ -301,10 +302,11 @@ class Trainer:
             if self.world > 1:
                 finite = not distributed.any_over_ranks(not finite)
             if not finite:
+                last = self.run_dir / CHECKPOINT_DIR / LAST
+                kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 raise TrainingDiverged(
                     f"the training loss became {loss.item()} at epoch {epoch + 1}, batch {index + 1} "
-                    f"(step {p.step + 1}); stopped without saving, the last good checkpoint is "
-                    f"{self.run_dir / CHECKPOINT_DIR / LAST}. Try a lower --lr or --clip-grad-norm.")
+                    f"(step {p.step + 1}); stopped without saving, {kept}. Try a lower --lr or --clip-grad-norm.")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm > 0:
@@ -396,11 +398,10 @@ class Trainer:
             "train_samples_per_s": round(p.samples / p.train_s, 1) if p.train_s else 0.0,
             "world_size": self.world,
             "device": str(self.device),
-            "run_dir": str(self.run_dir),
         }
         if distributed.is_main():
             atomic_write_text(self.run_dir / RESULT, json.dumps(result, indent=2) + "\n")
-        return result
+        return {**result, "run_dir": str(self.run_dir)}  # the stored result names no location
 
 
 def rank_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
