@@ -81,15 +81,15 @@ Plan routed_plan(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
 }
 
 // The groups as the CPU tensor the backward receives, and back: [N, 4], a row (start, count, in,
-// out) per group, then a row of count 0 if fewer groups than rows. Its shape depends on the batch
-// only, so that torch.compile traces it as an ordinary tensor.
+// out) per group, then rows of zeros (count 0 ends the plan). Its shape depends on the batch only,
+// so that torch.compile traces it as an ordinary tensor; the rows after the plan are zeros rather
+// than left unwritten, so that the op's outputs are a function of its inputs.
 at::Tensor groups_tensor(const Plan& plan, int64_t rows) {
-  at::Tensor t = at::empty({rows, 4}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor t = at::zeros({rows, 4}, at::TensorOptions().dtype(at::kLong));
   int64_t* out = t.mutable_data_ptr<int64_t>();
   for (const Group& g : plan.groups) {
     *out++ = g.start, *out++ = g.count, *out++ = g.in, *out++ = g.out;
   }
-  if (static_cast<int64_t>(plan.groups.size()) < rows) std::fill(out, out + 4, int64_t(0));
   return t;
 }
 

@@ -288,6 +288,19 @@ def test_sliced_linear_gradients_reach_only_used_slices(cpu_native):
     assert b.grad[4:].abs().max() == 0 and x.grad[:, 5:].abs().max() == 0
 
 
+def test_sliced_linear_routed_plan_is_a_function_of_the_routes(cpu_native):
+    # Two groups for 64 rows: the rows of the groups tensor after the plan are zeros, whatever
+    # the allocator hands out (the tensor is an op output, compared by opcheck and torch.compile).
+    x, w = torch.randn(64, 6), torch.randn(5, 6)
+    in_f, out_f = torch.tensor([3, 6] * 32), torch.tensor([2, 5] * 32)
+    for _ in range(3):
+        torch.empty(64, 4, dtype=torch.int64).fill_(-7)  # leave garbage where the next tensor may go
+        _, order, groups = torch.ops.seqrec_fast.sliced_linear_routed_forward(x, w, None, in_f, out_f)
+        assert groups[:2].tolist() == [[0, 32, 3, 2], [32, 32, 6, 5]]
+        assert not groups[2:].any()
+        assert order.tolist() == list(range(0, 64, 2)) + list(range(1, 64, 2))  # a stable sort
+
+
 @pytest.mark.parametrize("k", [1, 4, 6])  # the CPU forward sums up to 8 candidates in one pass
 @pytest.mark.parametrize("noncontig", [False, True])
 def test_mix(cpu_native, k, noncontig):
