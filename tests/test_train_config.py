@@ -108,7 +108,7 @@ def test_dropout_defaults_come_from_the_backbone():
 def test_training_windows_default_to_the_backbones():
     sasrec = build_config(overrides={"model": "sasrec"})
     assert (sasrec.window, sasrec.loader_stride()) == ("stride", 5)  # written resolved to config.yaml
-    assert build_config(overrides={"model": "bert4rec"}).window == "sliding"
+    assert build_config(overrides={"model": "bert4rec"}).window == "stride"
     assert build_config(overrides={"model": "sasrec", "window": "sliding"}).loader_stride() is None
     assert build_config(overrides={"model": "sasrec", "max_len": "3"}).loader_stride() == 3  # capped
     assert build_config(overrides={"model": "sasrec"}, default_window="sliding").window == "sliding"

@@ -65,14 +65,20 @@ def test_the_estimate_grows_with_each_size():
     assert estimate(fused_ce="false") > reference
 
 
-def test_batches_of_fewer_targets_per_window_hold_more_windows(tiny):
-    def windows(**overrides: str) -> int:
-        return limits.windows_per_batch(build_config(overrides={"max_len": "20", "batch_size": "512", **overrides}), tiny)
+@pytest.mark.parametrize("overrides", [{}, {"window": "sliding"}, {"model": "bert4rec", "mask_last_ratio": "0"},
+                                       {"model": "bert4rec", "mask_last_ratio": "0", "window": "sliding"},
+                                       {"model": "bert4rec"}, {"model": "gru4rec"}])
+def test_the_windows_per_batch_are_near_the_loaders(tiny, overrides):
+    from seqrec_fast.models import model_class
 
-    causal = windows()
-    assert 512 / 20 <= causal < 512
-    assert windows(model="bert4rec", mask_last_ratio="0") > causal  # a fifth of the positions masked
-    assert windows(model="bert4rec") == 512  # mask-last batches: one target per window
+    config = build_config(overrides={"max_len": "20", "batch_size": "512", **overrides})
+    objective = model_class(config.model.name).objective
+    loader = tiny.train_loader(
+        batch_size=512, max_len=20, mode=objective, mask_prob=config.model.mask_prob,
+        mask_last_ratio=config.model.mask_last_ratio if objective == "cloze" else 0.0,
+        window=config.resolved_window(), stride=config.loader_stride(), n_negatives=0)
+    largest = max(len(batch["inputs"]) for batch in loader.epoch(0))
+    assert 0.7 * largest <= limits.windows_per_batch(config, tiny) <= 1.5 * largest
 
 
 def test_machine_memory_is_known():

@@ -50,10 +50,11 @@ def machine_memory_bytes(device: torch.device) -> int:
 
 
 def windows_per_batch(config: TrainConfig, dataset) -> int:
-    """About how many windows the loader packs into a batch of ``batch_size`` targets: fewer
-    than the mean window's targets per window would make the batch no larger than this. The
-    windows of a user are counted as if each held its training sequence's last ``max_len``
-    items (sliding windows hold more), and mask-last cloze batches hold one target per window."""
+    """About how many windows the loader packs into a batch of ``batch_size`` targets: batch_size
+    over the mean window's targets. A window is counted as holding its user's last ``max_len``
+    training items (sliding windows hold more), with targets on at most ``stride`` of them for
+    strided windows; cloze windows mask each target position with mask_prob (one at least), and
+    mask-last cloze batches hold one target per window."""
     from ..models import model_class
 
     max_len, batch_size = config.model.max_len, config.batch_size
@@ -61,10 +62,11 @@ def windows_per_batch(config: TrainConfig, dataset) -> int:
     if cloze and config.model.mask_last_ratio > 0:
         return batch_size
     train_lengths = np.diff(dataset.offsets) - 2  # the last two items are validation and test
-    fill = float(np.clip(train_lengths, 1, max_len).mean()) if dataset.n_users else 1.0
-    if cloze:
-        fill = max(1.0, fill * config.model.mask_prob)
-    return max(1, min(batch_size, math.ceil(batch_size / fill)))
+    span = float(np.clip(train_lengths, 1, max_len).mean()) if dataset.n_users else 1.0
+    if config.resolved_window() == "stride":
+        span = min(span, config.loader_stride())
+    targets = span * config.model.mask_prob + (1 - config.model.mask_prob) ** span if cloze else span
+    return max(1, min(batch_size, math.ceil(batch_size / targets)))
 
 
 def step_memory_bytes(config: TrainConfig, windows: int, n_items: int, device: torch.device) -> int:
