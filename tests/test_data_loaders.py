@@ -152,15 +152,17 @@ def test_cloze_windows_cover_every_training_interaction_once_per_epoch(tiny, win
 
 def test_mask_last_batches_put_the_mask_at_the_last_position(tiny):
     loader = tiny.train_loader(batch_size=64, max_len=15, mode="cloze", mask_last_ratio=0.5, window="sliding", seed=6)
-    kinds = []
+    windows = {True: 0, False: 0}
     for b in loader.epoch(0):
         masked = b["inputs"] == tiny.mask_token
         last_only = bool(masked[:, -1].all() and not masked[:, :-1].any())
-        kinds.append(last_only)
+        windows[last_only] += len(b["users"])
         if last_only:
             assert 56 <= len(b["users"]) <= 64  # about batch_size windows of one target each
             assert (b["targets"][:, -1] > 0).all() and not b["targets"][:, :-1].any()
-    assert 0.4 <= np.mean(kinds) <= 0.6  # mask_last_ratio of the batches
+    # mask_last_ratio of the windows (a random batch that happens to mask only last items counts
+    # as mask-last here, so the share may be a little higher)
+    assert 0.5 <= windows[True] / (windows[True] + windows[False]) <= 0.55
     with pytest.raises(ValueError, match="cloze"):
         tiny.train_loader(batch_size=64, max_len=15, mask_last_ratio=0.5)
 

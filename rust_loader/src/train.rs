@@ -16,8 +16,8 @@ pub enum Objective {
     /// Predict the next item at every position (SASRec, NextItNet, GRU4Rec).
     Causal,
     /// Predict masked items (BERT4Rec); the mask token is n_items + 1. A share
-    /// `mask_last_ratio` of the batches masks only the last item of each window instead, which
-    /// is the task evaluation poses (RecBole's `ft_ratio`).
+    /// `mask_last_ratio` of the windows masks only its last item instead, which is the task
+    /// evaluation poses (RecBole's `ft_ratio`, the share of its training sequences).
     Cloze {
         mask_prob: f64,
         mask_last_ratio: f64,
@@ -214,8 +214,10 @@ impl TrainStream {
         }
     }
 
-    /// Batch counts from the samples' targets. Mask-last batches hold `batch_size` windows
-    /// (one target each); as many samples go to them as make `mask_last_ratio` of the batches.
+    /// Batch counts from the samples' targets. A share `mask_last_ratio` of the samples goes to
+    /// mask-last batches, which hold `batch_size` windows (one target each). The share counts
+    /// windows rather than batches: a share of batches would hand nearly every window to them,
+    /// one target each, when the other windows hold many masked targets.
     fn make_plan(&self) -> Plan {
         let (n, budget) = (self.samples.len(), self.config.batch_size);
         let targets: f64 = self.samples.iter().map(|&s| self.expected_targets(s)).sum();
@@ -226,13 +228,7 @@ impl TrainStream {
             Objective::Causal => 0.0,
         };
         let mean = if n > 0 { targets / n as f64 } else { 0.0 };
-        // mask-last batches / all batches = k / (k + (n - k) * mean) = ratio, solved for k.
-        let mask_last_samples = if ratio >= 1.0 {
-            n
-        } else {
-            let share = ratio * mean / (1.0 - ratio + ratio * mean);
-            ((share * n as f64).round() as usize).min(n)
-        };
+        let mask_last_samples = ((ratio * n as f64).round() as usize).min(n);
         let others = n - mask_last_samples;
         Plan {
             mask_last_samples,
@@ -668,11 +664,15 @@ mod tests {
         let batches = all_batches(&s, 0, 1);
         let mask_last = plan.iter().filter(|(_, last)| *last).count();
         assert!(mask_last > 0 && mask_last < plan.len());
-        // Half of the batches, up to rounding of the two counts.
-        assert!(
-            (mask_last as f64 / plan.len() as f64 - 0.5).abs() < 0.1,
-            "{mask_last} of {}",
-            plan.len()
+        // Half of the windows.
+        let mask_last_windows: usize = plan
+            .iter()
+            .filter(|(_, last)| *last)
+            .map(|(r, _)| r.len())
+            .sum();
+        assert_eq!(
+            mask_last_windows,
+            (samples.len() as f64 * 0.5).round() as usize
         );
         for ((range, last), batch) in plan.iter().zip(&batches) {
             let get = |name: &str| batch.iter().find(|a| a.name == name).unwrap();

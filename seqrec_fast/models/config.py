@@ -29,7 +29,7 @@ class ModelConfig:
     kernel_size: int = 3
     dilations: tuple[int, ...] = ()
     # BERT4Rec: share of items replaced by the mask token in training, and share of the training
-    # batches that mask only the last item of each window instead (RecBole's ft_ratio): the
-    # task that ranking the next item poses.
+    # windows that mask only their last item instead (RecBole's ft_ratio): the task that ranking
+    # the next item poses.
     mask_prob: float = 0.2
     mask_last_ratio: float = 0.5
