@@ -36,7 +36,7 @@ class SequentialRecommender(nn.Module):
         super().__init__()
         if n_items < 1:
             raise ValueError(f"n_items must be positive, got {n_items}")
-        unset = [name for name in self.defaults if getattr(config, name) in (-1, -1.0, ())]
+        unset = config.unset_fields(self.defaults)
         if unset:
             raise ValueError(f"{', '.join(unset)} must be resolved before building a model: "
                              "use build_model(), which applies the backbone's defaults")

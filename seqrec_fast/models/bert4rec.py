@@ -7,13 +7,9 @@ a position training has seen (training windows never exceed ``max_len``; an untr
 
 Defaults: RecBole's BERT4Rec (2 layers, 2 heads, dropout 0.2, mask_prob 0.2, and half of the
 windows masking only their last item, its ft_ratio 0.5), trained on strided windows: each
-window's masks fall in its last ``stride`` positions, with up to ``max_len`` items of context, as
-at evaluation. Chosen on validation under RecBole's protocol on ml-100k (NDCG@10, seed 42, before
-mask_last_ratio counted windows rather than batches): disjoint sliding windows 0.0425, stride 5
-0.0704 (0.0676 +- 0.0035 over seeds 42, 1, 2), stride 1 (every prefix) 0.0731 at 5.5x the time
-per epoch. With the share counted in windows (seed 42): stride 5 0.0661, stride 5 without
-mask-last windows 0.0660, sliding 0.0573; the ratio stays RecBole's since validation does not
-tell them apart (benchmarks/results/ml100k_bert4rec_*.json)."""
+window's masks fall in its last ``stride`` positions with up to ``max_len`` items of context, as
+at evaluation. Chosen on validation: strided windows score well above disjoint ones and within a
+seed's spread of one window per prefix at a fifth of its cost (docs/experiments.md)."""
 
 from __future__ import annotations
 

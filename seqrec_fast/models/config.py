@@ -33,3 +33,7 @@ class ModelConfig:
     # the next item poses.
     mask_prob: float = 0.2
     mask_last_ratio: float = 0.5
+
+    def unset_fields(self, names) -> list[str]:
+        """Those of ``names`` left for the backbone to fill: at -1, or an empty ``dilations``."""
+        return [name for name in names if getattr(self, name) in (-1, ())]

@@ -32,8 +32,7 @@ def resolve_defaults(config: ModelConfig) -> ModelConfig:
     """The config with its unset fields (-1, or empty dilations) replaced by the backbone's
     defaults."""
     defaults = model_class(config.name).defaults
-    return dataclasses.replace(config, **{name: value for name, value in defaults.items()
-                                          if getattr(config, name) in (-1, -1.0, ())})
+    return dataclasses.replace(config, **{name: defaults[name] for name in config.unset_fields(defaults)})
 
 
 def build_model(config: ModelConfig, n_items: int) -> SequentialRecommender:
