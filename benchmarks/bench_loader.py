@@ -98,11 +98,18 @@ def phase_load(workdir: Path) -> dict:
     ds = load_dataset(workdir / "ml-20m")  # verifies every checksum
     load_s = time.perf_counter() - started
     after_load = peak_rss_mb()
-    loader = ds.train_loader(batch_size=BATCH, max_len=MAX_LEN, n_negatives=NEGATIVES, num_threads=2)
+    loader = ds.train_loader(batch_size=targets_per_batch(ds), max_len=MAX_LEN, n_negatives=NEGATIVES, num_threads=2)
     for _batch in loader.epoch(0):
         pass
     return {"load_s": load_s, "csr_mb": csr_bytes(ds) / 2**20, "rss_after_load_mb": after_load,
             "peak_rss_mb": peak_rss_mb()}
+
+
+def targets_per_batch(ds) -> int:
+    """The loader's batch_size (targets) that packs about BATCH of its one-per-user windows: the
+    other implementations' batches hold BATCH sequences."""
+    train_lengths = np.asarray(ds.train_end) - np.asarray(ds.offsets)[:-1]
+    return round(BATCH * float(np.clip(train_lengths - 1, 1, MAX_LEN).mean()))
 
 
 # -- the three implementations of the same batches -------------------------------------------------
@@ -209,7 +216,8 @@ def phase_loaders(workdir: Path) -> dict:
     offsets, train_end, items = np.asarray(ds.offsets), np.asarray(ds.train_end), np.asarray(ds.items)
     results = {}
     for threads in (0, 1, 2):
-        loader = ds.train_loader(batch_size=BATCH, max_len=MAX_LEN, n_negatives=NEGATIVES, num_threads=threads, seed=0)
+        loader = ds.train_loader(batch_size=targets_per_batch(ds), max_len=MAX_LEN, n_negatives=NEGATIVES,
+                                 num_threads=threads, seed=0)
         runs = [timed(iter(loader.epoch(epoch)), max_batches=10**9) for epoch in range(3)]
         results[f"rust_threads_{threads}"] = max(runs, key=lambda r: r["sequences_per_s"])
     results["numpy_vectorised"] = timed(numpy_batches(offsets, train_end, items, ds.n_items, 0), max_batches=150)
