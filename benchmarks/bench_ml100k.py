@@ -8,10 +8,16 @@ says what they are and why). Each run is the documented command
     seqrec-fast train --model M --data DIR --out RUN --max-len 50 --hidden-size 64 \\
         --batch-size 256 --lr 1e-3 --no-filter-history --json
 
-once per seed, with --threads 1 as RecBole's rows; the wall time to the best validation epoch counts from the start of the command.
+once per seed, with --threads 1 as RecBole's rows; the wall time to the best validation epoch
+counts from the start of the command.
 
     python benchmarks/bench_ml100k.py --data ../shared/data/ml-100k [--models sasrec,gru4rec] \\
-        [--seeds 42,1,2,3,4] [--name NAME -- MORE TRAIN OPTIONS] [--against NAME]
+        [--seeds 42,1,2,3,4] [--jobs 2] [--out DIR] [--name NAME -- MORE TRAIN OPTIONS] [--against NAME]
+
+With --out, each finished run leaves its row in its run directory (bench_row.json), so a bench
+that is stopped resumes where it was and a set can be filled a few seeds at a time; a run
+directory without a row is an unfinished run and is trained again from the start. --jobs runs
+that many seeds at once: their seconds are then those of a shared machine.
 
 Writes benchmarks/results/ml100k_<model>[_<name>].json: every run's row (command, resolved
 config, metrics, times), the mean and standard deviation over seeds, the users' test NDCG@10 and
@@ -22,6 +28,7 @@ bootstrap confidence interval over users for the difference from that set."""
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import shlex
 import subprocess
@@ -39,11 +46,16 @@ MODELS = ("sasrec", "bert4rec", "nextitnet", "gru4rec", "stosa")
 METRICS = ("ndcg@10", "hr@10")
 RECBOLE_NAMES = {"sasrec": "sasrec", "bert4rec": "bert4rec", "nextitnet": "nextitnet", "gru4rec": "gru4rec"}
 BOOTSTRAP_SAMPLES = 10_000
+ROW = "bench_row.json"
 
 
 def run_once(model: str, seed: int, data: str, run_dir: Path, nice: int, threads: int, extra: list[str]) -> dict:
+    if (run_dir / ROW).exists():
+        return json.loads((run_dir / ROW).read_text())
     command = [CLI, "train", "--model", model, "--data", data, "--out", str(run_dir), *PROTOCOL,
                "--seed", str(seed), "--threads", str(threads), "--no-progress", "--json", *extra]
+    if run_dir.exists():
+        command.append("--overwrite")
     if nice:
         command = ["nice", "-n", str(nice), *command]
     started = time.perf_counter()
@@ -52,7 +64,9 @@ def run_once(model: str, seed: int, data: str, run_dir: Path, nice: int, threads
     if completed.returncode != 0:
         raise SystemExit(f"{model} seed {seed} failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return run_row(result, command, wall, run_dir)
+    row = run_row(result, command, wall, run_dir)
+    write_result(run_dir / ROW, row)
+    return row
 
 
 def run_row(result: dict, command: list[str], wall: float, run_dir: Path) -> dict:
@@ -140,6 +154,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="run directories (default: a temporary folder)")
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (RecBole's rows use 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once")
     parser.add_argument("extra", nargs="*", help="more train options, after --")
     args = parser.parse_args()
     if args.extra and not args.name:
@@ -147,16 +162,20 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     out_root = Path(args.out or tempfile.mkdtemp(prefix="bench_ml100k_"))
     for model in args.models.split(","):
-        rows, per_user = [], {metric: [] for metric in METRICS}
-        for seed in seeds:
-            run_dir = out_root / (args.name or "default") / model / f"seed{seed}"
-            row = run_once(model, seed, args.data, run_dir, args.nice, args.threads, args.extra)
-            rows.append(row)
+        run_dirs = [out_root / (args.name or "default") / model / f"seed{seed}" for seed in seeds]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_once, model, seed, args.data, run_dir, args.nice, args.threads, args.extra)
+                       for seed, run_dir in zip(seeds, run_dirs)]
+            for future in concurrent.futures.as_completed(futures):
+                row = future.result()
+                print(f"{model:<10} seed {row['seed']:<3} test ndcg@10 {row['test']['ndcg@10']:.4f}  "
+                      f"hr@10 {row['test']['hr@10']:.4f}  best epoch {row['best_epoch']:>3}  "
+                      f"{row['time_to_best_s']:7.1f} s to best  {row['seconds_per_epoch']:.1f} s/epoch", flush=True)
+        rows = [future.result() for future in futures]
+        per_user = {metric: [] for metric in METRICS}
+        for run_dir in run_dirs:
             for metric, values in per_user_test_metrics(run_dir).items():
                 per_user[metric].append(values)
-            print(f"{model:<10} seed {seed:<3} test ndcg@10 {row['test']['ndcg@10']:.4f}  hr@10 {row['test']['hr@10']:.4f}  "
-                  f"best epoch {row['best_epoch']:>3}  {row['time_to_best_s']:7.1f} s to best  "
-                  f"{row['seconds_per_epoch']:.1f} s/epoch", flush=True)
         users = {metric: np.mean(values, axis=0).round(6).tolist() for metric, values in per_user.items()}
         payload = {"system": "seqrec-fast", "model": model, "dataset": "ml-100k", "name": args.name,
                    "protocol": rows[0]["protocol"], "extra_options": args.extra, "seeds": seeds,
