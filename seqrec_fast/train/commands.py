@@ -13,21 +13,15 @@ EVALUATE_HELP = "evaluate a run's best (or last) checkpoint on the validation an
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --key option per config field, parsed as text so that config.py checks the types and
-    names the key in its errors; booleans also get --no-key."""
-    from .config import ModelConfig, TrainConfig, _field_types
+    """One --key option per training and model field (seqrec_fast.options), in two groups."""
+    from ..options import add_arguments, fields, help_text
+    from .config import ModelConfig, TrainConfig
 
-    types = {**_field_types(ModelConfig), **_field_types(TrainConfig)}
-    for key in sorted(set(types) - {"model", "name"}):
-        flag = "--" + key.replace("_", "-")
-        if types[key] is bool:
-            parser.add_argument(flag, dest=key, nargs="?", const="true", default=argparse.SUPPRESS, metavar="BOOL")
-            parser.add_argument("--no-" + key.replace("_", "-"), dest=key, action="store_const", const="false",
-                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        else:
-            parser.add_argument(flag, dest=key, default=argparse.SUPPRESS, metavar=key.upper())
-    parser.add_argument("--model", dest="model", default=argparse.SUPPRESS, metavar="NAME",
-                        help="backbone: bert4rec, gru4rec, nextitnet, sasrec, stosa")
+    add_arguments(parser.add_argument_group("training options"), TrainConfig, exclude=("model",))
+    model = parser.add_argument_group("model options")
+    model.add_argument("--model", dest="model", default=argparse.SUPPRESS, metavar="NAME",
+                       help=help_text(fields(ModelConfig)["name"]))
+    add_arguments(model, ModelConfig, exclude=("name",))
 
 
 def _reject_unknown_options(parser: argparse.ArgumentParser) -> None:

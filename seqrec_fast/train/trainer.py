@@ -37,6 +37,7 @@ RESULT = "result.json"
 # Where each test user's target ranked (the counts of train.metrics), so that two runs compare
 # user by user (a paired bootstrap) without reading the test split again.
 TEST_RANKS = "test_ranks.npz"
+FAST_DEV_BATCHES = 2  # training batches of a fast dev run's one epoch
 
 
 class TrainingDiverged(RuntimeError):
@@ -185,8 +186,11 @@ class Trainer:
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
             raise ValueError("the training split gives no training batch: no user has a training target")
+        self.epochs = config.epochs
+        if config.fast_dev_run:
+            self.epochs, self.steps_per_epoch = 1, min(self.steps_per_epoch, FAST_DEV_BATCHES)
         self.optimizer = make_optimizer(self.step_module, config)
-        self.scheduler = make_scheduler(self.optimizer, config, config.epochs * self.steps_per_epoch)
+        self.scheduler = make_scheduler(self.optimizer, config, self.epochs * self.steps_per_epoch)
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
         self.progress = Progress()
         if resume:
@@ -345,13 +349,13 @@ class Trainer:
         ``select=False`` trains for the whole epoch budget without validation, model selection
         or test (a supernet's warm-up): the result is the last weights."""
         config, p = self.config, self.progress
-        while p.epoch < config.epochs and not p.stopped:
+        while p.epoch < self.epochs and not p.stopped:
             epoch_started = time.perf_counter()
             loss = self._train_epoch(p.epoch)
             p.epoch, p.batch = p.epoch + 1, 0
             record: dict[str, Any] = {"epoch": p.epoch, "step": p.step, "train_loss": loss,
                                       "lr": self.scheduler.get_last_lr()[0]}
-            if select and (p.epoch % config.eval_every == 0 or p.epoch == config.epochs):
+            if select and (p.epoch % config.eval_every == 0 or p.epoch == self.epochs):
                 valid = self._validate("valid")
                 p.elapsed_s = time.perf_counter() - self._origin
                 value = valid[config.metric]
