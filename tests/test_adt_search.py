@@ -14,6 +14,7 @@ from seqrec_fast.algorithms.adt import search as adt
 from seqrec_fast.algorithms.adt.grid_supernet import CopiedGridBlock, FusedTransformerGridBlock, set_coordinates, to_grid_supernet
 from seqrec_fast.algorithms.adt.options import ADTConfig
 from seqrec_fast.algorithms.adt.space import ADTSpace
+from seqrec_fast.algorithms.adt.weighted_losses import RandomCandidates
 from seqrec_fast.models import ModelConfig, build_model
 from seqrec_fast.nas.search_run import SearchRun
 from seqrec_fast.options import parse_options
@@ -143,17 +144,17 @@ def test_search_killed_in_warmup_and_evolution_resumes_to_the_same_result(tmp_pa
 
     out = tmp_path / "killed"
     train, options = small_search(out)
-    original_start_batch = adt.RandomCandidates.start_batch
+    original_start_batch = RandomCandidates.start_batch
 
     def die_in_second_epoch(self, epoch, batch):
         if epoch == 1 and batch == 1:
             raise Killed
         original_start_batch(self, epoch, batch)
 
-    monkeypatch.setattr(adt.RandomCandidates, "start_batch", die_in_second_epoch)
+    monkeypatch.setattr(RandomCandidates, "start_batch", die_in_second_epoch)
     with pytest.raises(Killed):
         adt.search(train, options, tiny)
-    monkeypatch.setattr(adt.RandomCandidates, "start_batch", original_start_batch)
+    monkeypatch.setattr(RandomCandidates, "start_batch", original_start_batch)
 
     original_evaluate, calls = adt.evaluate_split, []
 

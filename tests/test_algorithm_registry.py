@@ -17,12 +17,23 @@ from seqrec_fast.models import ModelSpec
 from seqrec_fast.nas.search_loop import default_log, open_search, retrain_search
 from seqrec_fast.nas.search_run import SPEC, SearchResult, SearchRun
 from seqrec_fast.options import POSITIVE, option, to_dict
+from seqrec_fast.train.callbacks import TrainerCallbacks
 
 
 @dataclass(frozen=True)
 class ToyOptions:
     widths: tuple[int, ...] = option((8, 16), help="hidden sizes to choose from")
     tries: int = option(1, check=POSITIVE, help="seeds scored per width")
+
+
+class SpecCallbacks(TrainerCallbacks):
+    def __init__(self, spec):
+        self.spec = spec
+
+    def build_model(self, config, n_items):
+        from seqrec_fast.models import build_model
+
+        return build_model(self.spec, n_items)
 
 
 class Toy(Algorithm):
@@ -60,15 +71,13 @@ class Toy(Algorithm):
                          algorithm=self.name, searched=result.architecture)
 
     def retrain(self, run_dir, dataset, *, log=None, started_at=None, overwrite=False, fast_dev_run=False):
-        from seqrec_fast.models import build_model
-
         spec = ModelSpec.load(SearchRun(run_dir).path(SPEC))
 
-        def trainer_options(train):
+        def callbacks(train):
             train.model = spec.model  # the run's stored config and checkpoints describe the retrained model
-            return {"make_model": lambda: build_model(spec, dataset.n_items)}
+            return SpecCallbacks(spec)
 
-        result = retrain_search(run_dir, dataset, self.name, trainer_options, log=log or default_log,
+        result = retrain_search(run_dir, dataset, self.name, callbacks, log=log or default_log,
                                 started_at=started_at, overwrite=overwrite, fast_dev_run=fast_dev_run)
         return {**result, "hidden_size": spec.model.hidden_size}
 

@@ -18,7 +18,7 @@ SEARCH_PREFIX = "search_"  # the dest of an algorithm's own options, apart from 
 
 
 def register(commands) -> None:
-    from ..train.commands import OVERWRITE_HELP, _add_config_options, _reject_unknown_options
+    from ..train.commands import add_run_command_options
     from ..options import add_arguments
     from ..train.config import FAST_DEV_RUN_HELP
 
@@ -33,16 +33,9 @@ def register(commands) -> None:
                                     "training option is also accepted.")
         sub.add_argument("--backbone", dest="model", default=argparse.SUPPRESS, metavar="NAME",
                          help=f"backbone to search with: {', '.join(algorithm.backbones)} (default: sasrec)")
-        sub.add_argument("--config", metavar="YAML", help="training config file; --key options override it")
-        sub.add_argument("--resume", action="store_true",
-                         help="continue the search in --out after an interruption; only --progress, --threads and "
-                              "--loader-threads may be given anew")
-        sub.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-        sub.add_argument("--json", action="store_true", help="print one JSON object (the search result) as the last line")
         add_arguments(sub.add_argument_group(f"{name} options"), algorithm.options, dest_prefix=SEARCH_PREFIX)
-        _add_config_options(sub)
-        _reject_unknown_options(sub)
-        sub.set_defaults(handler=run_search)
+        add_run_command_options(sub, run_search, resume_help="continue the search in --out after an interruption",
+                                result="the search result")
 
     retrain = commands.add_parser("retrain", help=RETRAIN_HELP, description=RETRAIN_HELP)
     retrain.add_argument("run_dir", metavar="RUN_DIR")

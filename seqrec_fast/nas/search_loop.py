@@ -110,21 +110,21 @@ def evolve(run: SearchRun, new_evolution: Callable[[], DifferentialEvolution],
     return evolution, previous_s + time.perf_counter() - started
 
 
-def retrain_search(run_dir, dataset, algorithm: str, trainer_options: Callable[[TrainConfig], dict[str, Any]], *,
+def retrain_search(run_dir, dataset, algorithm: str, callbacks: Callable[[TrainConfig], Any], *,
                    log: Callable[[str], None], started_at: float | None, overwrite: bool,
                    fast_dev_run: bool = False) -> dict[str, Any]:
     """Trains a finished search's model from scratch into RUN_DIR/retrain (resuming an
     interrupted retraining, or moving an earlier one aside with ``overwrite``), with model
     selection on validation and one test evaluation (``fast_dev_run``: a few batches of each);
-    ``trainer_options(train)`` gives the
-    Trainer's extra keyword arguments (callbacks, a model builder). Holds the search's lock."""
+    ``callbacks(train)`` gives the trainer's callbacks (train.callbacks), which build the model.
+    Holds the search's lock."""
     from ..train.report import plot_training_curve
     from ..train.trainer import CHECKPOINT_DIR, LAST, METRICS, Trainer
 
     run = SearchRun(run_dir)
     with claim(run.root, "search", resume=True):
         _, train, _ = load_search_config(run, algorithm)
-        extra = trainer_options(train)
+        trainer_callbacks = callbacks(train)
         check_dataset(run.root, train.data, dataset)
         retrain_dir = run.path(RETRAIN)
         if overwrite and retrain_dir.exists():
@@ -133,7 +133,8 @@ def retrain_search(run_dir, dataset, algorithm: str, trainer_options: Callable[[
         config.out = str(retrain_dir)
         config.fast_dev_run = config.fast_dev_run or fast_dev_run
         resume = (retrain_dir / CHECKPOINT_DIR / LAST).is_file()
-        trainer = Trainer(config, dataset, resume=resume, log=log, started_at=started_at, **extra)
+        trainer = Trainer(config, dataset, resume=resume, log=log, started_at=started_at,
+                          callbacks=trainer_callbacks)
         result = trainer.fit()
         plot_training_curve(retrain_dir / METRICS, retrain_dir / "training_curve.png", train.metric)
     return result

@@ -251,17 +251,23 @@ class GridTransformerLayer(nn.Module):
         return self.inner_dropout(self.activation(self.ff_in(x, coords, blend=False, per_corner=True)))
 
 
+def attention_mask(valid: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Boolean [B, 1, L, L] mask, True where query i may attend to key j.
+
+    Padded keys are excluded. Each query may always see itself, so rows of padded queries are
+    never empty (an all-masked softmax would give NaN); their outputs are ignored downstream."""
+    length = valid.shape[1]
+    allowed = valid[:, None, None, :]
+    if causal:
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
+    return allowed | torch.eye(length, dtype=torch.bool, device=valid.device)
+
+
 def _attention_mask(
     key_padding_mask: torch.Tensor | None, length: int, causal: bool, device: torch.device
 ) -> torch.Tensor | None:
-    """Boolean [4 B, 1, L, L] (True = attend) to unpadded keys (causally if ``causal``), plus the
-    diagonal so that a padded query never has an empty row (its output is padding, unused);
-    None when SDPA's own ``is_causal`` (or nothing) says it all."""
+    """:func:`attention_mask` for the 4 corners' [4 B] batch; None when SDPA's own
+    ``is_causal`` (or nothing) says it all."""
     if key_padding_mask is None:
         return None
-    allowed = torch.ones(length, length, dtype=torch.bool, device=device)
-    if causal:
-        allowed = allowed.tril()
-    allowed = allowed & ~key_padding_mask[:, None, None, :]
-    allowed = allowed | torch.eye(length, dtype=torch.bool, device=device)
-    return allowed.repeat(4, 1, 1, 1)
+    return attention_mask(~key_padding_mask, causal).repeat(4, 1, 1, 1)

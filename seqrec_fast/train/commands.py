@@ -46,17 +46,23 @@ def _reject_unknown_options(parser: argparse.ArgumentParser) -> None:
 OVERWRITE_HELP = "move an earlier run directory at --out aside (to OUT.old-<UTC time>, whole) and start afresh"
 
 
+def add_run_command_options(parser: argparse.ArgumentParser, handler, *, resume_help: str, result: str) -> None:
+    """What `train` and every `search NAME` take besides their own options: a YAML config,
+    resume or overwrite, JSON output, then every training and model option."""
+    parser.add_argument("--config", metavar="YAML", help="training config file; --key options override it")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"{resume_help}; only --progress, --threads and --loader-threads may be given anew")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    parser.add_argument("--json", action="store_true", help=f"print one JSON object ({result}) as the last line")
+    _add_config_options(parser)
+    _reject_unknown_options(parser)
+    parser.set_defaults(handler=handler)
+
+
 def register(commands) -> None:
     train = commands.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP)
-    train.add_argument("--config", metavar="YAML", help="config file; --key options override it")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last checkpoint; only --progress, --threads and "
-                            "--loader-threads may be given anew")
-    train.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    train.add_argument("--json", action="store_true", help="print one JSON object (the result) as the last line")
-    _add_config_options(train)
-    _reject_unknown_options(train)
-    train.set_defaults(handler=run_train)
+    add_run_command_options(train, run_train, resume_help="continue the run in --out from its last checkpoint",
+                            result="the result")
 
     evaluate = commands.add_parser("evaluate", help=EVALUATE_HELP, description=EVALUATE_HELP)
     evaluate.add_argument("run_dir", metavar="RUN_DIR")

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..models import SequentialRecommender, build_model
 from . import distributed
+from .callbacks import TrainerCallbacks
 from .checkpoint import atomic_write_bytes, atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, stored_dict, to_yaml
 from .evaluation import protocol_label, rank_users
@@ -139,16 +140,11 @@ class Trainer:
     """Trains one model on one dataset into ``config.out``. Call :meth:`fit`."""
 
     def __init__(self, config: TrainConfig, dataset, resume: bool = False, log=None,
-                 started_at: float | None = None,
-                 make_model: Callable[[], SequentialRecommender] | None = None,
-                 make_auxiliary: Callable[[SequentialRecommender], nn.Module] | None = None):
+                 started_at: float | None = None, callbacks: TrainerCallbacks | None = None):
         """``started_at``: ``time.perf_counter()`` when the job began (dataset preparation
         included), so that the reported times count from the start of the job.
 
-        Searches extend training through two hooks: ``make_model`` builds the model instead of
-        ``build_model(config.model)`` (a supernet), and ``make_auxiliary(model)`` an extra loss
-        module called as ``auxiliary(inputs)`` after each model forward, trained and checkpointed
-        with the model; if it has ``start_batch(epoch, index)``, that runs before every batch."""
+        Searches extend training through ``callbacks`` (:mod:`.callbacks`)."""
         started_at = time.perf_counter() if started_at is None else started_at
         self.config = config
         self.dataset = dataset
@@ -163,7 +159,8 @@ class Trainer:
             raise ValueError(f"config key 'batch_size': {config.batch_size} is not divisible by the "
                              f"{self.world} processes")
         seed_everything(config.seed)
-        model = make_model() if make_model is not None else build_model(config.model, dataset.n_items)
+        self.callbacks = callbacks or TrainerCallbacks()
+        model = self.callbacks.build_model(config, dataset.n_items)
         self.model = model.to(self.device)
         self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
         torch.manual_seed(config.seed + self.rank)  # distinct dropout masks per rank
@@ -171,7 +168,7 @@ class Trainer:
         log_q = None
         if config.resolved_loss() == "sampled_softmax":
             log_q = proposal_log_probabilities(config.negative_sampler, dataset.item_counts()).to(self.device)
-        auxiliary = make_auxiliary(self.model) if make_auxiliary is not None else None
+        auxiliary = self.callbacks.auxiliary(self.model)
         self.step_module = TrainingStep(self.model, config, log_q, auxiliary).to(self.device)
         self.train_module: nn.Module = self.step_module
         if self.world > 1:
@@ -292,12 +289,10 @@ class Trainer:
         batches = self.train_loader.epoch(epoch, start_batch=p.batch)
         bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {epoch + 1}", leave=False,
                    disable=not (config.progress and distributed.is_main()), file=sys.stderr)
-        start_batch = getattr(self.step_module.auxiliary, "start_batch", None)
         for index in range(p.batch, self.steps_per_epoch):
             started = time.perf_counter()
             batch = next(batches)
-            if start_batch is not None:
-                start_batch(epoch, index)
+            self.callbacks.before_batch(epoch, index)
             inputs, targets, negatives = self._batch_tensors(batch)
             n_targets = np.count_nonzero(batch["targets"])
             with self._autocast():

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ...models import ModelSpec, SequentialRecommender, build_model
+from ...models import ModelSpec
 from ...nas.evolution import DifferentialEvolution
 from ...nas.search_loop import default_log, evolve, load_search_config, open_search, retrain_search
 from ...nas.search_run import CONFIG, SPEC, SUPERNET, SearchResult, SearchRun
@@ -28,10 +28,10 @@ from ...options import parse_options
 from ...train.checkpoint import load_checkpoint
 from ...train.config import TrainConfig
 from ...train.trainer import CHECKPOINT_DIR, LAST, Trainer, evaluate_split, resolve_device
-from .grid_supernet import set_coordinates, to_grid_supernet
+from .grid_supernet import set_coordinates
 from .options import BACKBONES, WINDOW, ADTConfig
 from .space import ADTSpace, LossWeights
-from .weighted_losses import RandomCandidates, WeightedObjectives
+from .weighted_losses import RetrainCallbacks, WarmupCallbacks, build_supernet
 
 NAME = "adt"
 
@@ -49,10 +49,6 @@ def supernet_config(train: TrainConfig, options: ADTConfig, run: SearchRun) -> T
     config.epochs = options.warmup_epochs
     config.ema_decay = 0.0  # the warm-up is never scored: the search reads its trained weights
     return config
-
-
-def _build_supernet(config: TrainConfig, n_items: int, grid_size: int) -> SequentialRecommender:
-    return to_grid_supernet(build_model(config.model, n_items), grid_size)
 
 
 def search(train: TrainConfig, options: ADTConfig, dataset, resume: bool = False, overwrite: bool = False,
@@ -73,16 +69,14 @@ def _search(run: SearchRun, train: TrainConfig, options: ADTConfig, dataset, log
     checkpoint = run.path(SUPERNET) / CHECKPOINT_DIR / LAST
     if _warmup_epochs_done(checkpoint) < options.warmup_epochs:
         log(f"ADT warm-up: {options.warmup_epochs} epochs of the {space.grid_size}x{space.grid_size} grid supernet")
-        trainer = Trainer(
-            warm, dataset, resume=checkpoint.is_file(), log=log,
-            make_model=lambda: _build_supernet(warm, dataset.n_items, space.grid_size),
-            make_auxiliary=lambda model: RandomCandidates(model, space, train.seed, options.candidate_every))
+        trainer = Trainer(warm, dataset, resume=checkpoint.is_file(), log=log,
+                          callbacks=WarmupCallbacks(space, train.seed, options.candidate_every))
         trainer.fit(select=False)
     warmed = load_checkpoint(checkpoint)
     warmup_s = warmed["progress"]["elapsed_s"]  # summed over resumed runs
 
     device = resolve_device(train.device)
-    supernet = _build_supernet(warm, dataset.n_items, space.grid_size).to(device)
+    supernet = build_supernet(warm, dataset.n_items, space.grid_size).to(device)
     supernet.load_state_dict(warmed["model"])
     supernet.eval()
 
@@ -137,15 +131,14 @@ def retrain(run_dir, dataset, log=None, started_at: float | None = None, overwri
     run = SearchRun(run_dir)
     chosen: list[LossWeights] = []
 
-    def trainer_options(train: TrainConfig) -> dict[str, Any]:
+    def callbacks(train: TrainConfig) -> RetrainCallbacks:
         run.read_result()  # a clear error if the search has not finished
         spec = ModelSpec.load(run.path(SPEC))
         weights = LossWeights.from_dict(spec.searched.get("loss_weights"), spec.model.num_layers,
                                         where=f"{run.path(SPEC)} searched.loss_weights")
         chosen.append(weights)
-        return {"make_model": lambda: build_model(spec, dataset.n_items),
-                "make_auxiliary": lambda model: WeightedObjectives(model, weights)}
+        return RetrainCallbacks(spec, weights)
 
-    result = retrain_search(run.root, dataset, NAME, trainer_options, log=log or default_log,
+    result = retrain_search(run.root, dataset, NAME, callbacks, log=log or default_log,
                             started_at=started_at, overwrite=overwrite, fast_dev_run=fast_dev_run)
     return {**result, "algorithm": NAME, "weights": chosen[0].to_dict()}

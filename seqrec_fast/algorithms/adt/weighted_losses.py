@@ -1,5 +1,5 @@
-"""ADT's auxiliary losses as the trainer runs them: fixed per-layer weights (retraining), or a
-new random candidate before every batch (the supernet's warm-up)."""
+"""ADT's auxiliary losses as the trainer runs them (its callbacks): fixed per-layer weights
+(retraining), or a new random candidate before every batch (the supernet's warm-up)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...models import SequentialRecommender
-from .grid_supernet import set_coordinates
+from ...models import ModelSpec, SequentialRecommender, build_model
+from ...train.callbacks import TrainerCallbacks
+from .grid_supernet import set_coordinates, to_grid_supernet
 from .objectives import DisentanglementObjectives
 from .space import ADTSpace, LossWeights
 
@@ -56,3 +57,37 @@ class RandomCandidates(WeightedObjectives):
         self._apply_coordinates(self.space.coordinates(candidate))
         self.set_weights(self.space.weights(candidate))
 
+
+class WarmupCallbacks(TrainerCallbacks):
+    """The warm-up: the grid supernet of the configured backbone, a random candidate per batch."""
+
+    def __init__(self, space: ADTSpace, seed: int, every: str):
+        self.space, self.seed, self.every = space, seed, every
+        self.candidates: RandomCandidates | None = None
+
+    def build_model(self, config, n_items: int) -> SequentialRecommender:
+        return build_supernet(config, n_items, self.space.grid_size)
+
+    def auxiliary(self, model: SequentialRecommender) -> RandomCandidates:
+        self.candidates = RandomCandidates(model, self.space, self.seed, self.every)
+        return self.candidates
+
+    def before_batch(self, epoch: int, index: int) -> None:
+        self.candidates.start_batch(epoch, index)
+
+
+class RetrainCallbacks(TrainerCallbacks):
+    """Retraining: the spec's model with its searched loss weights."""
+
+    def __init__(self, spec: ModelSpec, weights: LossWeights):
+        self.spec, self.weights = spec, weights
+
+    def build_model(self, config, n_items: int) -> SequentialRecommender:
+        return build_model(self.spec, n_items)
+
+    def auxiliary(self, model: SequentialRecommender) -> WeightedObjectives:
+        return WeightedObjectives(model, self.weights)
+
+
+def build_supernet(config, n_items: int, grid_size: int) -> SequentialRecommender:
+    return to_grid_supernet(build_model(config.model, n_items), grid_size)
