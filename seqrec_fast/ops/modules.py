@@ -57,14 +57,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return dropout(torch.softmax(scores, dim=-1)) @ v
 
 class CausalConv1d(nn.Module):
-    """Dilated causal convolution over channels-last sequences [B, L, C] (NextItNet, TCN)."""
+    """Dilated causal convolution over channels-last sequences [B, L, C] (NextItNet, TCN).
+
+    Initialised as NextItNet's reference: PyTorch's default weight init for a convolution, and
+    zero biases, so a block starts without an offset."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, bias: bool = True):
         super().__init__()
         self.dilation = dilation
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        _init_linear_(self.weight, self.bias, in_channels * kernel_size)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ops.causal_conv1d(x, self.weight, self.bias, self.dilation)
