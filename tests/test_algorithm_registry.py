@@ -49,7 +49,7 @@ class Toy(Algorithm):
         import torch
 
         from seqrec_fast.models import build_model
-        from seqrec_fast.train.trainer import evaluate_split
+        from seqrec_fast.train.evaluation import evaluate_split
 
         with open_search(self.name, train, to_dict(options), dataset, resume=resume, overwrite=overwrite,
                          log=log or default_log) as run:

@@ -184,7 +184,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .data_source import absolute_spec, open_dataset
     from .report import metrics_table
     from .run_dir import check_dataset, run_kind
-    from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST, evaluate_checkpoint
+    from .evaluation import evaluate_checkpoint
+    from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST
 
     run_dir = Path(args.run_dir)
     kind = run_kind(run_dir)

@@ -20,12 +20,13 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..models import SequentialRecommender, build_model
+from ..models import SequentialRecommender
 from . import distributed
 from .callbacks import TrainerCallbacks
 from .checkpoint import atomic_write_bytes, atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, stored_dict, to_yaml
-from .evaluation import protocol_label, rank_users
+from .distributed import resolve_device
+from .evaluation import evaluate_split, protocol_label, rank_split
 from .metrics import summarise
 from .losses import loss_spec, proposal_log_probabilities
 from .run_dir import CHECKPOINTS as CHECKPOINT_DIR
@@ -43,16 +44,6 @@ FAST_DEV_BATCHES = 2  # training batches of a fast dev run's one epoch
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left in place."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("config key 'device': 'cuda' requested but no CUDA device is available")
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device("cpu")
 
 
 class TrainingStep(nn.Module):
@@ -401,38 +392,3 @@ class Trainer:
         if distributed.is_main():
             atomic_write_text(self.run_dir / RESULT, json.dumps(result, indent=2) + "\n")
         return {**result, "run_dir": str(self.run_dir)}  # the stored result names no location
-
-
-def rank_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
-               device: torch.device):
-    """Users and rank counts of ``model`` on one split, as configured (protocol), over this
-    rank's shard gathered across ranks."""
-    loader = dataset.eval_loader(
-        split=split, batch_size=config.eval_batch_size, max_len=config.model.max_len,
-        n_sampled_negatives=config.eval_negatives, negative_sampler=config.eval_sampler, seed=config.seed,
-        rank=distributed.rank(), world_size=distributed.world_size())
-    return rank_users(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0)
-
-
-def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
-                   device: torch.device) -> dict[str, float]:
-    """Metrics of ``model`` on one split, as configured (protocol, ties)."""
-    return summarise(rank_split(model, dataset, config, split, device)[1], ties=config.ties)
-
-
-def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
-    """Load a run's weights and evaluate them (under torchrun too)."""
-    device = resolve_device(config.device)
-    distributed.setup(device)
-    state = load_checkpoint(checkpoint)
-    if int(state["n_items"]) != dataset.n_items:
-        raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {dataset.n_items}")
-    model = build_model(config.model, dataset.n_items).to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ValueError(f"{checkpoint} does not fit the {config.model.name} model its run's config describes "
-                         f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
-    metrics = {split: evaluate_split(model, dataset, config, split, device) for split in splits}
-    return {"model": config.model.name, "checkpoint": str(checkpoint),
-            "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}

@@ -27,7 +27,9 @@ from ...nas.search_run import CONFIG, SPEC, SUPERNET, SearchResult, SearchRun
 from ...options import parse_options
 from ...train.checkpoint import load_checkpoint
 from ...train.config import TrainConfig
-from ...train.trainer import CHECKPOINT_DIR, LAST, Trainer, evaluate_split, resolve_device
+from ...train.distributed import resolve_device
+from ...train.evaluation import evaluate_split
+from ...train.trainer import CHECKPOINT_DIR, LAST, Trainer
 from .grid_supernet import set_coordinates
 from .options import BACKBONES, WINDOW, ADTConfig
 from .space import ADTSpace, LossWeights
