@@ -37,8 +37,8 @@ c10::TypedOperatorHandle<Signature> op_handle(const char* name) {
 
 // at::empty for an output the kernel is about to write. glibc maps every block over 32 MB afresh,
 // so a large CPU output is faulted in page by page on its first write, and in 4 KB pages that
-// dominates a memory-bound kernel: on one AMD EPYC core, first writing 105 MB took 38 ms, or 8 ms
-// once advised onto 2 MB transparent huge pages (THP "madvise" mode, the common default). The
+// dominates a memory-bound kernel; 2 MB transparent huge pages (THP "madvise" mode, the common
+// default) take a 512th of the faults. The
 // advice covers the 2 MB-aligned interior of a CPU buffer of at least 4 MB; it is a hint, and
 // where THP is off or madvise fails nothing changes. (torch does this for every allocation when
 // THP_MEM_ALLOC_ENABLE=1 is set before it starts.)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqrec_fast.algorithms.adt_objectives import DisentanglementObjectives
+from seqrec_fast.algorithms.adt.objectives import DisentanglementObjectives
 from seqrec_fast.models import ModelConfig, build_model
 from seqrec_fast.models.layers import ItemPositionEmbedding
 from seqrec_fast.ops import GridTransformerLayer, grid_corners

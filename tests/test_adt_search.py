@@ -10,12 +10,14 @@ import pytest
 import torch
 import yaml
 
-from seqrec_fast.algorithms import adt
-from seqrec_fast.algorithms.adt_options import ADTConfig, parse_adt_options
-from seqrec_fast.algorithms.adt_space import ADTSpace
+from seqrec_fast.algorithms.adt import search as adt
+from seqrec_fast.algorithms.adt.grid_supernet import CopiedGridBlock, FusedTransformerGridBlock, set_coordinates, to_grid_supernet
+from seqrec_fast.algorithms.adt.options import ADTConfig
+from seqrec_fast.algorithms.adt.space import ADTSpace
+from seqrec_fast.algorithms.adt.weighted_losses import RandomCandidates
 from seqrec_fast.models import ModelConfig, build_model
-from seqrec_fast.nas.grid_supernet import CopiedGridBlock, FusedTransformerGridBlock, set_coordinates, to_grid_supernet
 from seqrec_fast.nas.search_run import SearchRun
+from seqrec_fast.options import parse_options
 from seqrec_fast.train.config import build_config
 
 # 2,560 targets: about 256 of the search's disjoint windows of 10 per batch.
@@ -53,9 +55,9 @@ def test_grids_must_increase_and_have_one_size():
         ADTConfig(reconstruction_grid=(0.0, 1e-3, 1e-4)).space(2)
     with pytest.raises(ValueError, match="same M"):
         ADTConfig(independence_grid=(0.0, 1e-3)).space(2)
-    with pytest.raises(ValueError, match="--rounds: expected an integer"):
-        parse_adt_options({"rounds": "many"})
-    assert parse_adt_options({"reconstruction_grid": "0,0.1,0.2"}).reconstruction_grid == (0.0, 0.1, 0.2)
+    with pytest.raises(ValueError, match="config key 'rounds': expected an integer"):
+        parse_options(ADTConfig, {"rounds": "many"})
+    assert parse_options(ADTConfig, {"reconstruction_grid": "0,0.1,0.2"}).reconstruction_grid == (0.0, 0.1, 0.2)
 
 
 # ---------------------------------------------------------------------------------- supernet
@@ -142,17 +144,17 @@ def test_search_killed_in_warmup_and_evolution_resumes_to_the_same_result(tmp_pa
 
     out = tmp_path / "killed"
     train, options = small_search(out)
-    original_start_batch = adt.RandomCandidates.start_batch
+    original_start_batch = RandomCandidates.start_batch
 
     def die_in_second_epoch(self, epoch, batch):
         if epoch == 1 and batch == 1:
             raise Killed
         original_start_batch(self, epoch, batch)
 
-    monkeypatch.setattr(adt.RandomCandidates, "start_batch", die_in_second_epoch)
+    monkeypatch.setattr(RandomCandidates, "start_batch", die_in_second_epoch)
     with pytest.raises(Killed):
         adt.search(train, options, tiny)
-    monkeypatch.setattr(adt.RandomCandidates, "start_batch", original_start_batch)
+    monkeypatch.setattr(RandomCandidates, "start_batch", original_start_batch)
 
     original_evaluate, calls = adt.evaluate_split, []
 
@@ -214,6 +216,6 @@ def test_search_and_retrain_commands_print_json_and_refuse_bad_options(tmp_path,
         assert main(["search", "adt", *common, "--independence-grid", "0,2e-3,1e-3", "--out", str(tmp_path / "bad")]) == 2
         assert "strictly increasing" in capsys.readouterr().err
         assert main(["search", "adt", *common, "--population", "many", "--out", str(tmp_path / "bad2")]) == 2
-        assert "--population: expected an integer" in capsys.readouterr().err
+        assert "config key 'population': expected an integer" in capsys.readouterr().err
     finally:
         torch.set_num_threads(previous)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seqrec_fast.models import MODELS, build_model
-from seqrec_fast.nas.grid_supernet import set_coordinates, to_grid_supernet
+from seqrec_fast.algorithms.adt.grid_supernet import set_coordinates, to_grid_supernet
 from seqrec_fast.train.config import build_config
 from seqrec_fast.train.trainer import TrainingStep
 

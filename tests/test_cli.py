@@ -40,3 +40,35 @@ def test_unknown_command_lists_the_valid_ones(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'trian'" in err and "doctor" in err
+
+
+def _options_of(parser: argparse.ArgumentParser):
+    return [action for action in parser._actions
+            if action.option_strings and action.help is not argparse.SUPPRESS and "--help" not in action.option_strings]
+
+
+def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
+    for name in path:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("path", [("train",), ("search", "adt")])
+def test_every_training_and_search_option_shows_help_and_default(path):
+    options = _options_of(_subparser(build_parser(), *path))
+    assert len(options) > 40
+    flags = {"--config", "--resume", "--overwrite", "--json"}  # switches and paths without a default
+    for action in options:
+        assert action.help, action.option_strings
+        if not flags & set(action.option_strings):
+            assert "(default: " in action.help, action.option_strings
+
+
+def test_search_help_lists_the_registered_algorithms(capsys):
+    from seqrec_fast.algorithms import registry
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    for name in registry.names():
+        assert name in out and registry.get(name).summary[:30] in " ".join(out.split())

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqrec_fast.nas.evolution import DifferentialEvolution, EvolutionConfig
-from seqrec_fast.nas.weight_grid import WeightGrid, cell
+from seqrec_fast.algorithms.adt.weight_grid import WeightGrid, cell
 
 RECONSTRUCTION = WeightGrid((0, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2), "reconstruction")
 TARGET = np.array([0.2, 0.9, 0.55, 0.1])

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from seqrec_fast.algorithms import adt
+from seqrec_fast.algorithms.adt import search as adt
 from seqrec_fast.cli import main
 from seqrec_fast.data import synthesize
 from seqrec_fast.nas.search_run import SearchRun
@@ -254,7 +254,7 @@ def test_retrain_refuses_a_dataset_that_changed(finished_search):
     with pytest.raises(ValueError, match="checksum"):
         adt.retrain(search, synthesize("tiny", seed=1))
     with pytest.raises(ValueError, match="checksum"):
-        config, options = adt.load_search_config(SearchRun(search))
+        config, options = adt.load_config(SearchRun(search))
         adt.search(config, options, synthesize("tiny", seed=1), resume=True)
 
 

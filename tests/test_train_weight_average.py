@@ -9,7 +9,8 @@ from torch import nn
 
 from seqrec_fast.data import synthesize
 from seqrec_fast.train.config import ConfigError, build_config
-from seqrec_fast.train.trainer import Trainer, evaluate_checkpoint
+from seqrec_fast.train.evaluation import evaluate_checkpoint
+from seqrec_fast.train.trainer import Trainer
 from seqrec_fast.train.weight_average import WeightAverage
 
 OPTIONS = {"model": "sasrec", "data": "synthetic:tiny", "max_len": 20, "hidden_size": 16, "inner_size": 32,

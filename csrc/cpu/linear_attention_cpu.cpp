@@ -204,10 +204,10 @@ void run_step_scan(at::Tensor out, const at::Tensor& a, const at::Tensor& b, con
   });
 }
 
-// Whether the causal sums run as step scans rather than chunked GEMMs. On one AMD EPYC core at
-// B 64, H 2-8 (forward and forward+backward): the scans were 1.5-2.2x faster than the GEMMs for
-// heads of D = Dv = 8 and 16, and 1.5-1.8x for D = 32 once the GEMMs take several chunks (L 200);
-// at L 50 and D = 32 they ran 0.84-1.6x, and from D = 64 the GEMMs were mostly faster.
+// Whether the causal sums run as step scans rather than chunked GEMMs: a scan carries the D x Dv
+// state on the stack, one pass over the sequence, and wins while that state is small (D * Dv <=
+// 256), or moderate once the GEMMs would need several chunks; larger heads give the GEMMs enough
+// work to be faster (benchmarks/bench_kernels.py --ops linear_attention measures the crossover).
 bool small_heads(int64_t L, int64_t D, int64_t Dv) {
   return D * Dv <= 256 || (D * Dv <= kMaxScanState && L > chunk_length(L, D, Dv));
 }
@@ -231,8 +231,8 @@ void causal_backward(FeatureGrads grads, const at::Tensor& pq, const at::Tensor&
 }
 
 // Batch-heads per block: one block's inputs, outputs, score chunks and states (elements of
-// element_size bytes) fit in about 2 MiB, one core's L2 on the Xeon measured, where blocks ran
-// 10-20% faster than whole batches at B 64, H 8.
+// element_size bytes) fit in about 2 MiB, a core's L2 on current server CPUs, so a block's
+// passes over its data hit the cache rather than memory.
 int64_t batch_block(int64_t L, int64_t D, int64_t Dv, int64_t element_size) {
   constexpr int64_t kBlockBytes = int64_t(2) << 20;
   const int64_t T = chunk_length(L, D, Dv);

@@ -46,10 +46,8 @@ struct MixCpu {
                       int64_t N) {
     using acc_t = at::opmath_type<scalar_t>;
     // Up to 8 candidates are read in one pass and summed in registers, so y is written once
-    // and nothing else is stored; more candidates add 8 at a time into an L1 block. The former
-    // loop, four streams at a time into an L1 accumulator, ran 1.00-1.33x eager on one AMD EPYC
-    // core (K 8, float32, B 64, L 50/200, d 64-256); this one ran 1.32-1.99x in the next full
-    // run of benchmarks/bench_kernels.py (benchmarks/results/kernels_cpu_amd_epyc.json).
+    // and nothing else is stored (the kernel is memory-bound: every extra pass over y costs as
+    // much as a candidate); more candidates add 8 at a time into an L1 block.
     at::parallel_for(0, N, 4 * kBlock, [&](int64_t begin, int64_t end) {
       acc_t acc[kBlock];
       for (int64_t start = begin; start < end; start += kBlock) {

@@ -1,1 +1,2 @@
-"""The search algorithms (ADT, AdaRec, NASR, EASRec, CANet), one module each, built on seqrec_fast.nas."""
+"""The search algorithms, one package each (adt/), each an :class:`~.base.Algorithm` named in
+:mod:`.registry`; commands.py builds `seqrec-fast search NAME` and `retrain` from the registry."""

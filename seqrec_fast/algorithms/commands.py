@@ -1,4 +1,6 @@
-"""`seqrec-fast search ALGO` and `seqrec-fast retrain RUN_DIR`."""
+"""`seqrec-fast search NAME` (one subcommand per registered algorithm, its options generated
+from the algorithm's options dataclass) and `seqrec-fast retrain RUN_DIR` (dispatched on the
+algorithm the run directory records)."""
 
 from __future__ import annotations
 
@@ -8,42 +10,39 @@ import sys
 import time
 from pathlib import Path
 
-SEARCH_HELP = "search an architecture or loss weights (ADT); every training config key is also an option"
-RETRAIN_HELP = "retrain the architecture a finished search chose, from scratch, and test it"
-ALGORITHMS = ("adt",)
+from . import registry
 
-
-def _search_options() -> list[str]:
-    from .adt_options import option_names  # torch-free, so that --help stays fast
-
-    return option_names()
+SEARCH_HELP = "search an architecture or loss weights with one of the registered algorithms"
+RETRAIN_HELP = "retrain the model a finished search chose, from scratch, and test it"
+SEARCH_PREFIX = "search_"  # the dest of an algorithm's own options, apart from the training keys
 
 
 def register(commands) -> None:
-    from ..train.commands import OVERWRITE_HELP, _add_config_options, _reject_unknown_options
+    from ..train.commands import add_run_command_options
+    from ..options import add_arguments
+    from ..train.config import FAST_DEV_RUN_HELP
 
-    search = commands.add_parser("search", help=SEARCH_HELP, description=SEARCH_HELP)
-    search.add_argument("algorithm", choices=ALGORITHMS, metavar="ALGO", help=f"one of: {', '.join(ALGORITHMS)}")
-    search.add_argument("--backbone", dest="model", default=argparse.SUPPRESS, metavar="NAME",
-                        help="backbone to search for (ADT: sasrec, bert4rec, stosa)")
-    search.add_argument("--config", metavar="YAML", help="training config file; --key options override it")
-    search.add_argument("--resume", action="store_true",
-                        help="continue the search in --out after an interruption; only --progress, --threads and "
-                             "--loader-threads may be given anew")
-    search.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    search.add_argument("--json", action="store_true", help="print one JSON object (the search result) as the last line")
-    for key in _search_options():
-        search.add_argument("--" + key.replace("_", "-"), dest="search_" + key, default=argparse.SUPPRESS,
-                            metavar=key.upper())
-    _add_config_options(search)
-    _reject_unknown_options(search)
-    search.set_defaults(handler=run_search)
+    names = registry.names()
+    listing = "; ".join(f"{name}: {registry.get(name).summary}" for name in names)
+    search = commands.add_parser("search", help=SEARCH_HELP, description=f"{SEARCH_HELP}. Algorithms: {listing}")
+    algorithms = search.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True,
+                                       title="algorithms")
+    for name in names:
+        algorithm = registry.get(name)
+        sub = algorithms.add_parser(name, help=algorithm.summary, description=f"{algorithm.summary}. Every "
+                                    "training option is also accepted.")
+        sub.add_argument("--backbone", dest="model", default=argparse.SUPPRESS, metavar="NAME",
+                         help=f"backbone to search with: {', '.join(algorithm.backbones)} (default: sasrec)")
+        add_arguments(sub.add_argument_group(f"{name} options"), algorithm.options, dest_prefix=SEARCH_PREFIX)
+        add_run_command_options(sub, run_search, resume_help="continue the search in --out after an interruption",
+                                result="the search result")
 
     retrain = commands.add_parser("retrain", help=RETRAIN_HELP, description=RETRAIN_HELP)
     retrain.add_argument("run_dir", metavar="RUN_DIR")
     retrain.add_argument("--overwrite", action="store_true",
                          help="move an earlier retraining aside (to RUN_DIR/retrain.old-<UTC time>) and retrain "
                               "from scratch; without it an interrupted retraining resumes")
+    retrain.add_argument("--fast-dev-run", action="store_true", help=FAST_DEV_RUN_HELP)
     retrain.add_argument("--json", action="store_true", help="print one JSON object (the result) as the last line")
     _takes_no_training_options(retrain)
     retrain.set_defaults(handler=run_retrain)
@@ -65,19 +64,20 @@ def _takes_no_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _search_overrides(args: argparse.Namespace) -> dict[str, str]:
-    return {key: getattr(args, "search_" + key) for key in _search_options() if hasattr(args, "search_" + key)}
+    return {key[len(SEARCH_PREFIX):]: value for key, value in vars(args).items() if key.startswith(SEARCH_PREFIX)}
 
 
 def run_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    from ..nas.search_run import STATE, SUPERNET, SearchRun
+    from ..nas.search_loop import load_search_config
+    from ..nas.search_run import CONFIG, STATE, SUPERNET, SearchRun
+    from ..options import parse_options
     from ..train.commands import _error, _overrides, interrupted, resume_overrides
     from ..train.config import build_config, set_option
     from ..train.data_source import absolute_spec, open_dataset
     from ..train.trainer import CHECKPOINT_DIR, LAST, TrainingDiverged
-    from . import adt
-    from .adt_options import parse_adt_options
 
+    algorithm = registry.get(args.algorithm)
     train_overrides, search_overrides = _overrides(args), _search_overrides(args)
     if args.resume:
         if args.overwrite:
@@ -86,62 +86,60 @@ def run_search(args: argparse.Namespace) -> int:
         if not out:
             return _error("--resume needs --out RUN_DIR")
         display = resume_overrides({**train_overrides, **search_overrides}, "a search")
-        train, options = adt.load_search_config(SearchRun(out))
+        _, train, stored = load_search_config(SearchRun(out), algorithm.name)
+        options = parse_options(algorithm.options, stored, where=f"{SearchRun(out).path(CONFIG)} search")
         for key, value in display.items():
             set_option(train, key, value)
     else:
-        train = build_config(args.config, train_overrides, default_window=adt.WINDOW)
-        options = parse_adt_options(search_overrides)
+        train = build_config(args.config, train_overrides, default_window=algorithm.default_window)
+        options = parse_options(algorithm.options, search_overrides)
+        if train.fast_dev_run:
+            options = algorithm.fast_dev_run(options)
         if not train.out:
             return _error("no run directory: pass --out RUN_DIR")
         train.data = absolute_spec(train.data)
     run = SearchRun(train.out)
     try:
         dataset = open_dataset(train.data)
-        result = adt.search(train, options, dataset, resume=args.resume, overwrite=args.overwrite)
+        result = algorithm.search(train, options, dataset, resume=args.resume, overwrite=args.overwrite)
     except TrainingDiverged as error:
         print(f"seqrec-fast: search stopped: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         state = run.path(STATE)
         checkpoint = state if state.is_file() else run.path(SUPERNET) / CHECKPOINT_DIR / LAST
-        return interrupted(checkpoint, f"--resume (seqrec-fast search {args.algorithm} --out {run.root} --resume)")
+        return interrupted(checkpoint, f"--resume (seqrec-fast search {algorithm.name} --out {run.root} --resume)")
     payload = {**result.to_dict(), "wall_s": round(time.perf_counter() - started, 3)}
     if args.json:
         print(json.dumps(payload))
     else:
-        print(f"\nADT on {train.data} with {train.model.name}: best validation {result.metric} {result.fitness:.4f} "
-              f"after {result.evaluations} candidates (warm-up {result.warmup_s:.0f} s, search {result.search_s:.0f} s)")
-        print(_weights_table(result.architecture))
-        print(f"\nrun directory: {result.run_dir} (best.json, candidates.jsonl, result.json, plots/); "
+        print(f"\n{algorithm.name} on {train.data} with {train.model.name}: best validation {result.metric} "
+              f"{result.fitness:.4f} after {result.evaluations} candidates (warm-up {result.warmup_s:.0f} s, "
+              f"search {result.search_s:.0f} s)")
+        print(algorithm.describe(result))
+        print(f"\nrun directory: {result.run_dir} (best.json, candidates.jsonl, result.json, spec.json, plots/); "
               f"next: seqrec-fast retrain {result.run_dir}")
     return 0
 
 
-def _weights_table(weights: dict[str, list[float]]) -> str:
-    kinds = list(weights)
-    lines = ["layer" + "".join(k.rjust(16) for k in kinds)]
-    for layer in range(len(weights[kinds[0]])):
-        lines.append(f"{layer + 1:>5}" + "".join(f"{weights[k][layer]:16.3g}" for k in kinds))
-    return "\n".join(lines)
-
-
 def run_retrain(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    from ..nas.search_loop import load_search_config
     from ..nas.search_run import RETRAIN, SearchRun
     from ..train.commands import interrupted
     from ..train.data_source import open_dataset
     from ..train.report import metrics_table
     from ..train.run_dir import RunDirError, run_kind
     from ..train.trainer import CHECKPOINT_DIR, LAST, TrainingDiverged
-    from . import adt
 
     run_dir = Path(args.run_dir)
     if run_kind(run_dir) != "search":
         raise RunDirError(f"{run_dir} holds no search run: retrain takes the directory of a finished search")
-    train, _ = adt.load_search_config(SearchRun(run_dir))
+    name, train, _ = load_search_config(SearchRun(run_dir))
+    algorithm = registry.get(name)
     try:
-        result = adt.retrain(run_dir, open_dataset(train.data), started_at=started, overwrite=args.overwrite)
+        result = algorithm.retrain(run_dir, open_dataset(train.data), started_at=started, overwrite=args.overwrite,
+                                   fast_dev_run=args.fast_dev_run)
     except TrainingDiverged as error:
         print(f"seqrec-fast: retraining stopped: {error}", file=sys.stderr)
         return 1
@@ -150,8 +148,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"\n{train.model.name} retrained with the searched weights; best epoch {result['best_epoch']} of "
+        print(f"\n{train.model.name} retrained as the {name} search chose; best epoch {result['best_epoch']} of "
               f"{result['epochs_run']}, {result['time_to_best_s']:.1f} s to the best epoch")
-        print(_weights_table(result["weights"]))
         print(metrics_table({"valid": result["valid"], "test": result["test"]}))
     return 0

@@ -20,6 +20,7 @@ _LAZY = {
     "build_model": ".registry",
     "model_class": ".registry",
     "resolve_defaults": ".registry",
+    "ModelSpec": ".spec",
 }
 
 

@@ -12,19 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import Dropout  # the native one-pass dropout; re-exported for the backbones
-from ..ops.modules import attention
-
-
-def attention_mask(valid: Tensor, causal: bool) -> Tensor:
-    """Boolean [B, 1, L, L] mask, True where query i may attend to key j.
-
-    Padded keys are excluded. Each query may always see itself, so rows of padded queries are
-    never empty (an all-masked softmax would give NaN); their outputs are ignored downstream."""
-    length = valid.shape[1]
-    allowed = valid[:, None, None, :]
-    if causal:
-        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
-    return allowed | torch.eye(length, dtype=torch.bool, device=valid.device)
+from ..ops.modules import attention, attention_mask
 
 
 def check_heads(hidden_size: int, num_heads: int) -> None:

@@ -6,29 +6,13 @@ with dilations d and 2d, kernel 3), no dropout."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from ..ops import causal_conv1d
+from ..ops import CausalConv1d
 from .base import SequentialRecommender
 from .config import ModelConfig
 from .layers import Dropout, init_weights, residual_is_scaled
-
-
-class CausalConvolution(nn.Module):
-    """Channels-last dilated causal convolution, [B, L, C] -> [B, L, C]."""
-
-    def __init__(self, channels: int, kernel_size: int, dilation: int):
-        super().__init__()
-        self.dilation = dilation
-        self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return causal_conv1d(x, self.weight, self.bias, self.dilation)
 
 
 class ResidualConvBlock(nn.Module):
@@ -37,9 +21,9 @@ class ResidualConvBlock(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilation: int, residual: str):
         super().__init__()
-        self.conv1 = CausalConvolution(channels, kernel_size, dilation)
+        self.conv1 = CausalConv1d(channels, channels, kernel_size, dilation)
         self.norm1 = nn.LayerNorm(channels)
-        self.conv2 = CausalConvolution(channels, kernel_size, 2 * dilation)
+        self.conv2 = CausalConv1d(channels, channels, kernel_size, 2 * dilation)
         self.norm2 = nn.LayerNorm(channels)
         self.scale = nn.Parameter(torch.zeros(())) if residual_is_scaled(residual) else None
 

@@ -10,6 +10,7 @@ from .config import ModelConfig
 from .gru4rec import GRU4Rec
 from .nextitnet import NextItNet
 from .sasrec import SASRec
+from .spec import ModelSpec
 from .stosa import STOSA
 
 MODELS: dict[str, type[SequentialRecommender]] = {
@@ -35,5 +36,8 @@ def resolve_defaults(config: ModelConfig) -> ModelConfig:
     return dataclasses.replace(config, **{name: defaults[name] for name in config.unset_fields(defaults)})
 
 
-def build_model(config: ModelConfig, n_items: int) -> SequentialRecommender:
+def build_model(config: ModelConfig | ModelSpec, n_items: int) -> SequentialRecommender:
+    """The backbone a config describes, or the model of a spec (a search's result)."""
+    if isinstance(config, ModelSpec):
+        config = config.model
     return model_class(config.name)(resolve_defaults(config), n_items)

@@ -23,18 +23,22 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..options import option
+
 Candidate = tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class EvolutionConfig:
-    population: int = 50
-    n_crossover: int = 20
-    n_mutation: int = 20
-    differential_weight: float = 0.5  # F
-    crossover_prob: float = 0.1  # P_c
-    mutation_prob: float = 0.1  # P_m
-    rounds: int = 10  # rounds after the initial population
+    """The evolution's options (Algorithm 1's defaults)."""
+
+    population: int = option(50, help="candidates per round and size of the elite set (>= 3)")
+    n_crossover: int = option(20, help="crossovers proposed per round")
+    n_mutation: int = option(20, help="mutants proposed per round")
+    differential_weight: float = option(0.5, help="F, the scale of a mutant's difference vector")
+    crossover_prob: float = option(0.1, help="P_c, the chance that a crossover takes a component from its first parent")
+    mutation_prob: float = option(0.1, help="P_m, the chance that a mutant takes a component of the difference vector")
+    rounds: int = option(10, help="rounds after the initial population")
 
     def __post_init__(self) -> None:
         if self.population < 3:

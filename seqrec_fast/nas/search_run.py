@@ -6,6 +6,7 @@
     RUN_DIR/candidates.jsonl   every candidate evaluated so far, in order, with its fitness
     RUN_DIR/best.json          the best candidate so far: readable while the search runs
     RUN_DIR/result.json        the SearchResult, once the search has finished
+    RUN_DIR/spec.json          the chosen model as a ModelSpec (seqrec_fast.models.spec)
     RUN_DIR/plots/             search curve and the chosen architecture
     RUN_DIR/retrain/           the chosen architecture retrained from scratch
 
@@ -28,6 +29,7 @@ STATE = "search_state.json"
 CANDIDATES = "candidates.jsonl"
 BEST = "best.json"
 RESULT = "result.json"
+SPEC = "spec.json"
 SUPERNET = "supernet"
 RETRAIN = "retrain"
 PLOTS = "plots"

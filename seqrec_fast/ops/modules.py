@@ -57,14 +57,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return dropout(torch.softmax(scores, dim=-1)) @ v
 
 class CausalConv1d(nn.Module):
-    """Dilated causal convolution over channels-last sequences [B, L, C] (NextItNet, TCN)."""
+    """Dilated causal convolution over channels-last sequences [B, L, C] (NextItNet, TCN).
+
+    Initialised as NextItNet's reference: PyTorch's default weight init for a convolution, and
+    zero biases, so a block starts without an offset."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, bias: bool = True):
         super().__init__()
         self.dilation = dilation
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        _init_linear_(self.weight, self.bias, in_channels * kernel_size)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ops.causal_conv1d(x, self.weight, self.bias, self.dilation)
@@ -251,17 +254,23 @@ class GridTransformerLayer(nn.Module):
         return self.inner_dropout(self.activation(self.ff_in(x, coords, blend=False, per_corner=True)))
 
 
+def attention_mask(valid: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Boolean [B, 1, L, L] mask, True where query i may attend to key j.
+
+    Padded keys are excluded. Each query may always see itself, so rows of padded queries are
+    never empty (an all-masked softmax would give NaN); their outputs are ignored downstream."""
+    length = valid.shape[1]
+    allowed = valid[:, None, None, :]
+    if causal:
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
+    return allowed | torch.eye(length, dtype=torch.bool, device=valid.device)
+
+
 def _attention_mask(
     key_padding_mask: torch.Tensor | None, length: int, causal: bool, device: torch.device
 ) -> torch.Tensor | None:
-    """Boolean [4 B, 1, L, L] (True = attend) to unpadded keys (causally if ``causal``), plus the
-    diagonal so that a padded query never has an empty row (its output is padding, unused);
-    None when SDPA's own ``is_causal`` (or nothing) says it all."""
+    """:func:`attention_mask` for the 4 corners' [4 B] batch; None when SDPA's own
+    ``is_causal`` (or nothing) says it all."""
     if key_padding_mask is None:
         return None
-    allowed = torch.ones(length, length, dtype=torch.bool, device=device)
-    if causal:
-        allowed = allowed.tril()
-    allowed = allowed & ~key_padding_mask[:, None, None, :]
-    allowed = allowed | torch.eye(length, dtype=torch.bool, device=device)
-    return allowed.repeat(4, 1, 1, 1)
+    return attention_mask(~key_padding_mask, causal).repeat(4, 1, 1, 1)

@@ -13,21 +13,15 @@ EVALUATE_HELP = "evaluate a run's best (or last) checkpoint on the validation an
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --key option per config field, parsed as text so that config.py checks the types and
-    names the key in its errors; booleans also get --no-key."""
-    from .config import ModelConfig, TrainConfig, _field_types
+    """One --key option per training and model field (seqrec_fast.options), in two groups."""
+    from ..options import add_arguments, fields, help_text
+    from .config import ModelConfig, TrainConfig
 
-    types = {**_field_types(ModelConfig), **_field_types(TrainConfig)}
-    for key in sorted(set(types) - {"model", "name"}):
-        flag = "--" + key.replace("_", "-")
-        if types[key] is bool:
-            parser.add_argument(flag, dest=key, nargs="?", const="true", default=argparse.SUPPRESS, metavar="BOOL")
-            parser.add_argument("--no-" + key.replace("_", "-"), dest=key, action="store_const", const="false",
-                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        else:
-            parser.add_argument(flag, dest=key, default=argparse.SUPPRESS, metavar=key.upper())
-    parser.add_argument("--model", dest="model", default=argparse.SUPPRESS, metavar="NAME",
-                        help="backbone: bert4rec, gru4rec, nextitnet, sasrec, stosa")
+    add_arguments(parser.add_argument_group("training options"), TrainConfig, exclude=("model",))
+    model = parser.add_argument_group("model options")
+    model.add_argument("--model", dest="model", default=argparse.SUPPRESS, metavar="NAME",
+                       help=help_text(fields(ModelConfig)["name"]))
+    add_arguments(model, ModelConfig, exclude=("name",))
 
 
 def _reject_unknown_options(parser: argparse.ArgumentParser) -> None:
@@ -52,17 +46,23 @@ def _reject_unknown_options(parser: argparse.ArgumentParser) -> None:
 OVERWRITE_HELP = "move an earlier run directory at --out aside (to OUT.old-<UTC time>, whole) and start afresh"
 
 
+def add_run_command_options(parser: argparse.ArgumentParser, handler, *, resume_help: str, result: str) -> None:
+    """What `train` and every `search NAME` take besides their own options: a YAML config,
+    resume or overwrite, JSON output, then every training and model option."""
+    parser.add_argument("--config", metavar="YAML", help="training config file; --key options override it")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"{resume_help}; only --progress, --threads and --loader-threads may be given anew")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    parser.add_argument("--json", action="store_true", help=f"print one JSON object ({result}) as the last line")
+    _add_config_options(parser)
+    _reject_unknown_options(parser)
+    parser.set_defaults(handler=handler)
+
+
 def register(commands) -> None:
     train = commands.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP)
-    train.add_argument("--config", metavar="YAML", help="config file; --key options override it")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last checkpoint; only --progress, --threads and "
-                            "--loader-threads may be given anew")
-    train.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    train.add_argument("--json", action="store_true", help="print one JSON object (the result) as the last line")
-    _add_config_options(train)
-    _reject_unknown_options(train)
-    train.set_defaults(handler=run_train)
+    add_run_command_options(train, run_train, resume_help="continue the run in --out from its last checkpoint",
+                            result="the result")
 
     evaluate = commands.add_parser("evaluate", help=EVALUATE_HELP, description=EVALUATE_HELP)
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
@@ -184,7 +184,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .data_source import absolute_spec, open_dataset
     from .report import metrics_table
     from .run_dir import check_dataset, run_kind
-    from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST, evaluate_checkpoint
+    from .evaluation import evaluate_checkpoint
+    from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST
 
     run_dir = Path(args.run_dir)
     kind = run_kind(run_dir)

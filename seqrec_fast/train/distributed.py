@@ -80,3 +80,13 @@ def any_over_ranks(flag: bool) -> bool:
     tensor = torch.tensor([int(flag)], dtype=torch.int64, device=_collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("config key 'device': 'cuda' requested but no CUDA device is available")
+        return torch.device("cuda", local_rank())
+    return torch.device("cpu")

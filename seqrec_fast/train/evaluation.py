@@ -1,16 +1,22 @@
 """Evaluation over a split: full ranking of every item (history filtered by default) or, as a
 labelled option, ranking against the loader's fixed sampled negatives. Under torchrun each rank
 ranks its shard of users and the per-user counts are gathered, so the metrics are exactly those
-of a single process."""
+of a single process. ``evaluate_split`` and ``evaluate_checkpoint`` score a split as a run's
+configuration says (protocol, ties)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..models import SequentialRecommender
+from ..models import SequentialRecommender, build_model
 from . import distributed
+from .checkpoint import load_checkpoint
+from .config import TrainConfig
 from .metrics import DEFAULT_CUTOFFS, RankCounts, rank_counts, summarise
 
 
@@ -88,3 +94,38 @@ def rank_users(model: SequentialRecommender, loader, device: torch.device, *, fi
         counts = RankCounts.concatenate([c for _, c in gathered])
     order = np.argsort(user_ids, kind="stable")  # a fixed order makes the float sums rank-independent
     return user_ids[order], RankCounts(counts.greater[order], counts.ties[order], counts.n_negatives[order])
+
+
+def rank_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
+               device: torch.device):
+    """Users and rank counts of ``model`` on one split, as configured (protocol), over this
+    rank's shard gathered across ranks."""
+    loader = dataset.eval_loader(
+        split=split, batch_size=config.eval_batch_size, max_len=config.model.max_len,
+        n_sampled_negatives=config.eval_negatives, negative_sampler=config.eval_sampler, seed=config.seed,
+        rank=distributed.rank(), world_size=distributed.world_size())
+    return rank_users(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0)
+
+
+def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
+                   device: torch.device) -> dict[str, float]:
+    """Metrics of ``model`` on one split, as configured (protocol, ties)."""
+    return summarise(rank_split(model, dataset, config, split, device)[1], ties=config.ties)
+
+
+def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
+    """Load a run's weights and evaluate them (under torchrun too)."""
+    device = distributed.resolve_device(config.device)
+    distributed.setup(device)
+    state = load_checkpoint(checkpoint)
+    if int(state["n_items"]) != dataset.n_items:
+        raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {dataset.n_items}")
+    model = build_model(config.model, dataset.n_items).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(f"{checkpoint} does not fit the {config.model.name} model its run's config describes "
+                         f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
+    metrics = {split: evaluate_split(model, dataset, config, split, device) for split in splits}
+    return {"model": config.model.name, "checkpoint": str(checkpoint),
+            "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}

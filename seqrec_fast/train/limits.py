@@ -29,7 +29,7 @@ def enforce_limits(config: TrainConfig, dataset, resume: bool) -> None:
         log.warning("max_len %d is above the longest sequence (%d items): using max_len %d, since longer "
                     "windows would hold only padding", config.model.max_len, longest, longest)
         config.model.max_len = longest
-    from .trainer import resolve_device
+    from .distributed import resolve_device
 
     device = resolve_device(config.device)
     windows = windows_per_batch(config, dataset)

@@ -13,18 +13,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..models import SequentialRecommender, build_model
+from ..models import SequentialRecommender
 from . import distributed
+from .callbacks import TrainerCallbacks
 from .checkpoint import atomic_write_bytes, atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, stored_dict, to_yaml
-from .evaluation import protocol_label, rank_users
+from .distributed import resolve_device
+from .evaluation import evaluate_split, protocol_label, rank_split
 from .metrics import summarise
 from .losses import loss_spec, proposal_log_probabilities
 from .run_dir import CHECKPOINTS as CHECKPOINT_DIR
@@ -37,20 +39,11 @@ RESULT = "result.json"
 # Where each test user's target ranked (the counts of train.metrics), so that two runs compare
 # user by user (a paired bootstrap) without reading the test split again.
 TEST_RANKS = "test_ranks.npz"
+FAST_DEV_BATCHES = 2  # training batches of a fast dev run's one epoch
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left in place."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("config key 'device': 'cuda' requested but no CUDA device is available")
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device("cpu")
 
 
 class TrainingStep(nn.Module):
@@ -138,16 +131,11 @@ class Trainer:
     """Trains one model on one dataset into ``config.out``. Call :meth:`fit`."""
 
     def __init__(self, config: TrainConfig, dataset, resume: bool = False, log=None,
-                 started_at: float | None = None,
-                 make_model: Callable[[], SequentialRecommender] | None = None,
-                 make_auxiliary: Callable[[SequentialRecommender], nn.Module] | None = None):
+                 started_at: float | None = None, callbacks: TrainerCallbacks | None = None):
         """``started_at``: ``time.perf_counter()`` when the job began (dataset preparation
         included), so that the reported times count from the start of the job.
 
-        Searches extend training through two hooks: ``make_model`` builds the model instead of
-        ``build_model(config.model)`` (a supernet), and ``make_auxiliary(model)`` an extra loss
-        module called as ``auxiliary(inputs)`` after each model forward, trained and checkpointed
-        with the model; if it has ``start_batch(epoch, index)``, that runs before every batch."""
+        Searches extend training through ``callbacks`` (:mod:`.callbacks`)."""
         started_at = time.perf_counter() if started_at is None else started_at
         self.config = config
         self.dataset = dataset
@@ -162,7 +150,8 @@ class Trainer:
             raise ValueError(f"config key 'batch_size': {config.batch_size} is not divisible by the "
                              f"{self.world} processes")
         seed_everything(config.seed)
-        model = make_model() if make_model is not None else build_model(config.model, dataset.n_items)
+        self.callbacks = callbacks or TrainerCallbacks()
+        model = self.callbacks.build_model(config, dataset.n_items)
         self.model = model.to(self.device)
         self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
         torch.manual_seed(config.seed + self.rank)  # distinct dropout masks per rank
@@ -170,7 +159,7 @@ class Trainer:
         log_q = None
         if config.resolved_loss() == "sampled_softmax":
             log_q = proposal_log_probabilities(config.negative_sampler, dataset.item_counts()).to(self.device)
-        auxiliary = make_auxiliary(self.model) if make_auxiliary is not None else None
+        auxiliary = self.callbacks.auxiliary(self.model)
         self.step_module = TrainingStep(self.model, config, log_q, auxiliary).to(self.device)
         self.train_module: nn.Module = self.step_module
         if self.world > 1:
@@ -185,8 +174,11 @@ class Trainer:
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
             raise ValueError("the training split gives no training batch: no user has a training target")
+        self.epochs = config.epochs
+        if config.fast_dev_run:
+            self.epochs, self.steps_per_epoch = 1, min(self.steps_per_epoch, FAST_DEV_BATCHES)
         self.optimizer = make_optimizer(self.step_module, config)
-        self.scheduler = make_scheduler(self.optimizer, config, config.epochs * self.steps_per_epoch)
+        self.scheduler = make_scheduler(self.optimizer, config, self.epochs * self.steps_per_epoch)
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
         self.progress = Progress()
         if resume:
@@ -288,12 +280,10 @@ class Trainer:
         batches = self.train_loader.epoch(epoch, start_batch=p.batch)
         bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {epoch + 1}", leave=False,
                    disable=not (config.progress and distributed.is_main()), file=sys.stderr)
-        start_batch = getattr(self.step_module.auxiliary, "start_batch", None)
         for index in range(p.batch, self.steps_per_epoch):
             started = time.perf_counter()
             batch = next(batches)
-            if start_batch is not None:
-                start_batch(epoch, index)
+            self.callbacks.before_batch(epoch, index)
             inputs, targets, negatives = self._batch_tensors(batch)
             n_targets = np.count_nonzero(batch["targets"])
             with self._autocast():
@@ -345,13 +335,13 @@ class Trainer:
         ``select=False`` trains for the whole epoch budget without validation, model selection
         or test (a supernet's warm-up): the result is the last weights."""
         config, p = self.config, self.progress
-        while p.epoch < config.epochs and not p.stopped:
+        while p.epoch < self.epochs and not p.stopped:
             epoch_started = time.perf_counter()
             loss = self._train_epoch(p.epoch)
             p.epoch, p.batch = p.epoch + 1, 0
             record: dict[str, Any] = {"epoch": p.epoch, "step": p.step, "train_loss": loss,
                                       "lr": self.scheduler.get_last_lr()[0]}
-            if select and (p.epoch % config.eval_every == 0 or p.epoch == config.epochs):
+            if select and (p.epoch % config.eval_every == 0 or p.epoch == self.epochs):
                 valid = self._validate("valid")
                 p.elapsed_s = time.perf_counter() - self._origin
                 value = valid[config.metric]
@@ -402,38 +392,3 @@ class Trainer:
         if distributed.is_main():
             atomic_write_text(self.run_dir / RESULT, json.dumps(result, indent=2) + "\n")
         return {**result, "run_dir": str(self.run_dir)}  # the stored result names no location
-
-
-def rank_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
-               device: torch.device):
-    """Users and rank counts of ``model`` on one split, as configured (protocol), over this
-    rank's shard gathered across ranks."""
-    loader = dataset.eval_loader(
-        split=split, batch_size=config.eval_batch_size, max_len=config.model.max_len,
-        n_sampled_negatives=config.eval_negatives, negative_sampler=config.eval_sampler, seed=config.seed,
-        rank=distributed.rank(), world_size=distributed.world_size())
-    return rank_users(model, loader, device, filter_history=config.filter_history, sampled=config.eval_negatives > 0)
-
-
-def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, split: str,
-                   device: torch.device) -> dict[str, float]:
-    """Metrics of ``model`` on one split, as configured (protocol, ties)."""
-    return summarise(rank_split(model, dataset, config, split, device)[1], ties=config.ties)
-
-
-def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
-    """Load a run's weights and evaluate them (under torchrun too)."""
-    device = resolve_device(config.device)
-    distributed.setup(device)
-    state = load_checkpoint(checkpoint)
-    if int(state["n_items"]) != dataset.n_items:
-        raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {dataset.n_items}")
-    model = build_model(config.model, dataset.n_items).to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ValueError(f"{checkpoint} does not fit the {config.model.name} model its run's config describes "
-                         f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
-    metrics = {split: evaluate_split(model, dataset, config, split, device) for split in splits}
-    return {"model": config.model.name, "checkpoint": str(checkpoint),
-            "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}

@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import ops
-from ..models.layers import (Dropout, FeedForward, MultiHeadAttention, TransformerBlock, attention_mask,
+from ... import ops
+from ...models.layers import (Dropout, FeedForward, MultiHeadAttention, TransformerBlock, attention_mask,
                              check_heads, init_weights)
-from ..models.stosa import StochasticBlock
-from ..nas.grid_supernet import CopiedGridBlock
-from ..ops import GridTransformerLayer
-from ..ops.modules import attention as dot_product_attention
+from ...models.stosa import StochasticBlock
+from .grid_supernet import CopiedGridBlock
+from ...ops import GridTransformerLayer
+from ...ops.modules import attention as dot_product_attention
 
 _LAYER_LISTS = ("encoder.blocks", "blocks", "layers")
 

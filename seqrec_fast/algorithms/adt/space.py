@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..nas.weight_grid import WeightGrid, check_coordinate
+from .weight_grid import WeightGrid, check_coordinate
 
 # The authors' grids (M = 6, non-uniform). Published lambdas for ML-1M exceed 1e-2: the grids are
 # options, not constants.

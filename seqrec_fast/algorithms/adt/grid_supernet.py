@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .. import ops
-from ..models.layers import TransformerBlock
+from ... import ops
+from ...models.layers import TransformerBlock
 from .weight_grid import check_coordinate
 
 Coordinates = tuple[float, float]

@@ -1,0 +1,46 @@
+"""The shape every search algorithm takes, so that the command line, the run directory and
+retraining work the same for all of them.
+
+An algorithm is a package under ``seqrec_fast.algorithms`` whose ``__init__`` defines one
+:class:`Algorithm` (torch-free at import, so that ``--help`` stays fast) and is named in
+:mod:`.registry`. ``seqrec-fast search NAME`` builds its options from :attr:`Algorithm.options`
+and ``seqrec-fast retrain RUN_DIR`` calls :meth:`Algorithm.retrain` of the algorithm recorded in
+RUN_DIR/config.yaml."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+
+class Algorithm(abc.ABC):
+    name: ClassVar[str]  # the search subcommand and the run directory's ``algorithm``
+    summary: ClassVar[str]  # one line for ``seqrec-fast search --help``
+    options: ClassVar[type]  # a frozen dataclass of the search's options (seqrec_fast.options fields)
+    # The backbones it can search with, for --backbone's help.
+    backbones: ClassVar[tuple[str, ...]] = ("bert4rec", "gru4rec", "nextitnet", "sasrec", "stosa")
+    # Training windows when the configuration names none ("" -> the backbone's default).
+    default_window: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def search(self, train, options, dataset, *, resume: bool = False, overwrite: bool = False, log=None):
+        """Runs (or resumes) the search into ``train.out`` and returns its
+        :class:`~seqrec_fast.nas.search_run.SearchResult`."""
+
+    @abc.abstractmethod
+    def derive(self, result, train):
+        """The :class:`~seqrec_fast.models.spec.ModelSpec` that a finished search chose."""
+
+    @abc.abstractmethod
+    def retrain(self, run_dir, dataset, *, log=None, started_at: float | None = None, overwrite: bool = False,
+                fast_dev_run: bool = False) -> dict[str, Any]:
+        """Trains the derived model from scratch in RUN_DIR/retrain and tests it once
+        (``fast_dev_run``: a few batches of each phase)."""
+
+    @abc.abstractmethod
+    def fast_dev_run(self, options):
+        """``options`` cut to the smallest search that still runs every phase once."""
+
+    def describe(self, result) -> str:
+        """What the CLI prints under a search's headline: the chosen architecture, readable."""
+        return "\n".join(f"{key}: {value}" for key, value in result.architecture.items())

@@ -1,0 +1,60 @@
+"""The cost model: parameters and multiply-adds of a module or of a candidate architecture.
+
+Searches that trade accuracy against size (EASRec, CANet, NASR's Pareto front) score candidates
+analytically, without building them; :func:`counted` measures a built module (parameters by
+their tensors, multiply-adds by torch's FLOP counter over one forward), and the tests hold the
+two to each other. Multiply-adds are per forward over ``length`` positions of one sequence;
+element-wise work (norms, activations, softmax, dropout) is not counted, as is usual."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int
+    multiply_adds: int
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.params + other.params, self.multiply_adds + other.multiply_adds)
+
+    def __mul__(self, times: int) -> Cost:
+        return Cost(self.params * times, self.multiply_adds * times)
+
+
+def linear(in_features: int, out_features: int, length: int, bias: bool = True) -> Cost:
+    return Cost(in_features * out_features + (out_features if bias else 0), length * in_features * out_features)
+
+
+def layer_norm(features: int) -> Cost:
+    return Cost(2 * features, 0)
+
+
+def self_attention(hidden: int, length: int) -> Cost:
+    """Q, K, V and output projections, and the L x L scores and their weighted sum of values
+    (d multiply-adds per query-key pair each, whatever the number of heads)."""
+    return linear(hidden, 3 * hidden, length) + linear(hidden, hidden, length) + Cost(0, 2 * length * length * hidden)
+
+
+def transformer_block(hidden: int, inner: int, length: int) -> Cost:
+    """Attention and a two-layer feed-forward, each with its LayerNorm (models.layers.TransformerBlock)."""
+    feed_forward = linear(hidden, inner, length) + linear(inner, hidden, length)
+    return self_attention(hidden, length) + feed_forward + layer_norm(hidden) * 2
+
+
+def transformer(num_layers: int, hidden: int, inner: int, length: int) -> Cost:
+    """A candidate's stack of Transformer blocks (a depth and widths chosen by a search)."""
+    return transformer_block(hidden, inner, length) * num_layers
+
+
+def counted(module, *inputs) -> Cost:
+    """The cost of a built module, measured: its parameters, and the multiply-adds torch's FLOP
+    counter sees in one forward on ``inputs`` (it counts a multiply-add as 2 FLOPs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in module.parameters())
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return Cost(params, counter.get_total_flops() // 2)
