@@ -29,11 +29,12 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from .. import _loader
+from .blocks import id_chunks, number_chunks
 from .dataset import CACHE_FILE, SPLITS, Dataset, split_meta, dataset_from_sequences, load_dataset
 from .errors import CacheError, DataFormatError
 from .ids import check_id_type
-from .readers import (BlockError, ColumnMap, Location, check_encoding, feed_table, id_chunks, number_chunks,
-                      parse_delimiter, read_into, uncompressed_name)
+from .readers import (BlockError, ColumnMap, Location, check_encoding, feed_table, parse_delimiter, read_into,
+                      uncompressed_name)
 from .source import source_record
 
 log = logging.getLogger("seqrec_fast.data")
