@@ -12,7 +12,8 @@ import traceback
 # Modules that add their own subcommands: each has `register(commands)`, which adds parsers to
 # the `commands` subparsers object and sets `handler` (a function of the parsed args returning an
 # exit code). Keep their top-level imports light: `seqrec-fast --help` imports all of them.
-_DOMAIN_COMMANDS: tuple[str, ...] = ("seqrec_fast.train.commands", "seqrec_fast.data.commands", "seqrec_fast.algorithms.commands")
+_DOMAIN_COMMANDS: tuple[str, ...] = ("seqrec_fast.train.commands", "seqrec_fast.data.commands",
+                                     "seqrec_fast.algorithms.commands", "seqrec_fast.serving.commands")
 
 
 def _print_json(payload: dict) -> None:

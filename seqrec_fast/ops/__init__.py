@@ -10,6 +10,7 @@ from .functional import (
     linear_attention,
     mix,
     native_available,
+    reference_ops,
     sliced_linear,
 )
 from .modules import (
@@ -40,5 +41,6 @@ __all__ = [
     "load",
     "mix",
     "native_available",
+    "reference_ops",
     "sliced_linear",
 ]

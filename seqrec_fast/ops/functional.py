@@ -9,7 +9,8 @@ disabled (``SEQREC_FAST_NO_EXT=1``) or fails to build, the pure-PyTorch referenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -36,6 +37,20 @@ def native_available(device_type: str) -> bool:
     """Whether the ops run native kernels for tensors on ``device_type`` ("cpu", "cuda")."""
     cached = _native_by_device.get(device_type)
     return _resolve_native(device_type) if cached is None else cached
+
+
+@contextlib.contextmanager
+def reference_ops() -> Iterator[None]:
+    """Inside, every op runs its pure-PyTorch reference on every device: a graph traced or
+    exported there holds torch's own operators only, and so loads where this package is not
+    installed."""
+    saved = dict(_native_by_device)
+    _native_by_device.update(cpu=False, cuda=False)
+    try:
+        yield
+    finally:
+        _native_by_device.clear()
+        _native_by_device.update(saved)
 
 
 def as_coords(coords: torch.Tensor | Sequence[float]) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models import SequentialRecommender, build_model
+from ..models import ModelConfig, ModelSpec, SequentialRecommender, build_model
 from . import distributed
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
@@ -46,6 +46,19 @@ def history_mask(batch_size: int, n_columns: int, offsets: np.ndarray, items: np
     return mask
 
 
+def full_ranking_candidates(n_rows: int, n_columns: int, history_offsets: np.ndarray, history_items: np.ndarray,
+                            filter_history: bool, device) -> Tensor:
+    """Boolean [B, V], True at the items a full ranking ranks: every item but padding, and,
+    with ``filter_history``, none of each row's history. Evaluation and recommendation both
+    rank these."""
+    if filter_history:
+        candidates = ~history_mask(n_rows, n_columns, history_offsets, history_items, device)
+    else:
+        candidates = torch.ones(n_rows, n_columns, dtype=torch.bool, device=device)
+    candidates[:, 0] = False  # padding
+    return candidates
+
+
 def batch_counts(model: SequentialRecommender, batch: dict, device: torch.device, filter_history: bool,
                  sampled: bool) -> RankCounts:
     inputs = torch.from_numpy(batch["inputs"]).to(device)
@@ -54,10 +67,8 @@ def batch_counts(model: SequentialRecommender, batch: dict, device: torch.device
     if sampled:
         candidate_items = torch.cat([targets[:, None], torch.from_numpy(batch["negatives"]).to(device)], dim=1)
         return rank_counts(scores.gather(1, candidate_items), torch.zeros_like(targets))
-    candidates = torch.ones_like(scores, dtype=torch.bool)
-    candidates[:, 0] = False  # padding
-    if filter_history:
-        candidates &= ~history_mask(len(targets), scores.shape[1], batch["history_offsets"], batch["history_items"], device)
+    candidates = full_ranking_candidates(len(targets), scores.shape[1], batch["history_offsets"],
+                                         batch["history_items"], filter_history, device)
     return rank_counts(scores, targets, candidates)
 
 
@@ -113,19 +124,26 @@ def evaluate_split(model: SequentialRecommender, dataset, config: TrainConfig, s
     return summarise(rank_split(model, dataset, config, split, device)[1], ties=config.ties)
 
 
+def load_trained_model(spec: ModelConfig | ModelSpec, checkpoint: Path, n_items: int) -> SequentialRecommender:
+    """The model ``spec`` describes with the weights of ``checkpoint`` (best.pt), on the CPU."""
+    state = load_checkpoint(checkpoint)
+    if int(state["n_items"]) != n_items:
+        raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {n_items}")
+    model = build_model(spec, n_items)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        name = (spec.model if isinstance(spec, ModelSpec) else spec).name
+        raise ValueError(f"{checkpoint} does not fit the {name} model its run describes "
+                         f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
+    return model
+
+
 def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
     """Load a run's weights and evaluate them (under torchrun too)."""
     device = distributed.resolve_device(config.device)
     distributed.setup(device)
-    state = load_checkpoint(checkpoint)
-    if int(state["n_items"]) != dataset.n_items:
-        raise ValueError(f"{checkpoint} was trained with {state['n_items']} items but the dataset has {dataset.n_items}")
-    model = build_model(config.model, dataset.n_items).to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ValueError(f"{checkpoint} does not fit the {config.model.name} model its run's config describes "
-                         f"(written by another version?): {str(error).splitlines()[1].strip()}") from None
+    model = load_trained_model(config.model, checkpoint, dataset.n_items).to(device)
     metrics = {split: evaluate_split(model, dataset, config, split, device) for split in splits}
     return {"model": config.model.name, "checkpoint": str(checkpoint),
             "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}
