@@ -358,3 +358,45 @@ def test_impossible_evaluation_negatives_raise_a_clear_error():
     loader = ds.eval_loader(split="test", n_sampled_negatives=1, num_threads=1)
     with pytest.raises(ValueError, match="user 0 has only 0 items outside its history"):
         list(loader)
+
+
+def loader_users(dataset, world_size=1, **options):
+    """The users of every batch of epoch 0, over all ranks."""
+    users = []
+    for rank in range(world_size):
+        loader = dataset.train_loader(rank=rank, world_size=world_size, **options)
+        users += [u for b in loader.epoch(0) for u in b["users"].tolist()]
+    return users
+
+
+def test_held_out_users_and_kept_users_split_the_training_users(tiny):
+    options = dict(batch_size=64, max_len=10, window="sliding", seed=3)
+    everyone = set(loader_users(tiny, **options))
+    kept = set(loader_users(tiny, held_out_users=0.2, **options))
+    held_out = set(loader_users(tiny, held_out_users=0.2, held_out=True, **options))
+    assert everyone == set(range(tiny.n_users))
+    assert not kept & held_out and kept | held_out == everyone
+    assert 0.1 <= len(held_out) / len(everyone) <= 0.3
+    # The held-out loader trains on every training interaction of its users, once per epoch.
+    batches = all_batches(tiny.train_loader(held_out_users=0.2, held_out=True, **options))
+    expected = [(u, int(x)) for u in sorted(held_out) for x in tiny.train_sequence(u)[1:]]
+    assert sorted(training_targets(batches)) == sorted(expected)
+
+
+def test_held_out_users_are_seed_fixed_and_do_not_depend_on_the_sharding(tiny):
+    options = dict(batch_size=32, max_len=10, held_out_users=0.3, held_out=True)
+    held_out = loader_users(tiny, seed=7, **options)
+    assert set(held_out) == set(loader_users(tiny, seed=7, **options))
+    assert set(held_out) != set(loader_users(tiny, seed=8, **options))
+    for held in (True, False):
+        single = loader_users(tiny, seed=7, **{**options, "held_out": held})
+        sharded = loader_users(tiny, world_size=3, seed=7, **{**options, "held_out": held})
+        assert sorted(sharded) == sorted(single)  # disjoint shards that cover the same users
+
+
+def test_bad_held_out_options_are_rejected(tiny):
+    for share in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="held_out_users must be in"):
+            tiny.train_loader(held_out_users=share)
+    with pytest.raises(ValueError, match="needs held_out_users > 0"):
+        tiny.train_loader(held_out=True)

@@ -571,7 +571,8 @@ impl PyTrainStream {
     #[new]
     #[pyo3(signature = (sequences, batch_size, max_len, objective="causal", window="last", stride=None,
                         n_negatives=0, negative_sampler="uniform", mask_prob=0.2, mask_last_ratio=0.0, seed=0,
-                        rank=0, world_size=1, shuffle=true, augmentations=None, augment_fraction=0.25))]
+                        rank=0, world_size=1, shuffle=true, augmentations=None, augment_fraction=0.25,
+                        held_out_users=0.0, held_out=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -591,7 +592,25 @@ impl PyTrainStream {
         shuffle: bool,
         augmentations: Option<Vec<String>>,
         augment_fraction: f64,
+        held_out_users: f64,
+        held_out: bool,
     ) -> PyResult<Self> {
+        // held_out_users is the share of users set aside (0: none); held_out picks which side
+        // the stream reads. TrainConfig::check rejects a share outside (0, 1).
+        let users = match (held_out_users == 0.0, held_out) {
+            (true, false) => train::UserSubset::All,
+            (true, true) => {
+                return Err(value_error(
+                    "held_out=True reads the held-out users, which needs held_out_users > 0".into(),
+                ))
+            }
+            (false, false) => train::UserSubset::Kept {
+                held_out: held_out_users,
+            },
+            (false, true) => train::UserSubset::HeldOut {
+                held_out: held_out_users,
+            },
+        };
         let objective = match objective {
             "causal" => train::Objective::Causal,
             "cloze" => train::Objective::Cloze {
@@ -644,6 +663,7 @@ impl PyTrainStream {
             world_size,
             shuffle,
             views,
+            users,
         };
         let seqs = Arc::clone(&sequences.inner);
         let sampler = if n_negatives > 0 {

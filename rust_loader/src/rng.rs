@@ -32,6 +32,7 @@ pub mod domain {
     pub const SYNTH_LENGTHS: u64 = 7;
     pub const SYNTH_COVERAGE: u64 = 8;
     pub const BATCH_ORDER: u64 = 9;
+    pub const HOLDOUT: u64 = 10;
 }
 
 /// xoshiro256++ (Blackman & Vigna): fast, 256-bit state, good statistical quality.

@@ -1,6 +1,7 @@
 //! Training batches: left-to-right (causal) and cloze (masked) objectives, last-window or
 //! strided-window samples packed into batches of about `batch_size` targets, negatives outside
-//! the user's history, optional contrastive views, sharded by (rank, world_size).
+//! the user's history, optional contrastive views, sharded by (rank, world_size), optionally
+//! from a seed-fixed subset of the users only.
 
 use crate::augment::{augment, Augmentation};
 use crate::packing::{batch_count, partition};
@@ -53,6 +54,39 @@ pub struct Views {
     pub fraction: f64,
 }
 
+/// Which users the stream reads. A seed-fixed draw per user sets a share `held_out` of them
+/// aside, the same whatever the rank and world size, so that a search can step one set of
+/// parameters on users whose windows the weights never train on. Each user's draw does not
+/// depend on the share, so a larger share holds out a superset of the users of a smaller one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UserSubset {
+    All,
+    /// The users outside the held-out share.
+    Kept {
+        held_out: f64,
+    },
+    /// The held-out share of the users only.
+    HeldOut {
+        held_out: f64,
+    },
+}
+
+impl UserSubset {
+    /// Whether the stream with this seed reads `user`.
+    pub fn reads(self, seed: u64, user: u32) -> bool {
+        match self {
+            UserSubset::All => true,
+            UserSubset::Kept { held_out } => !is_held_out(seed, held_out, user),
+            UserSubset::HeldOut { held_out } => is_held_out(seed, held_out, user),
+        }
+    }
+}
+
+/// Whether the seed-fixed draw sets `user` aside in a held-out share `held_out` of the users.
+pub fn is_held_out(seed: u64, held_out: f64, user: u32) -> bool {
+    Rng::from_parts(&[seed, domain::HOLDOUT, user as u64]).unit() < held_out
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
     /// Targets per batch (next items, or masked positions): batches hold as many windows as
@@ -67,6 +101,7 @@ pub struct TrainConfig {
     pub world_size: usize,
     pub shuffle: bool,
     pub views: Option<Views>,
+    pub users: UserSubset,
 }
 
 impl TrainConfig {
@@ -99,6 +134,13 @@ impl TrainConfig {
             if !(0.0..=1.0).contains(&mask_last_ratio) {
                 return Err(format!(
                     "mask_last_ratio must be in [0, 1], got {mask_last_ratio}"
+                ));
+            }
+        }
+        if let UserSubset::Kept { held_out } | UserSubset::HeldOut { held_out } = self.users {
+            if !(held_out > 0.0 && held_out < 1.0) {
+                return Err(format!(
+                    "the held-out share of users must be in (0, 1), got {held_out}"
                 ));
             }
         }
@@ -153,8 +195,11 @@ impl TrainStream {
         } else {
             1
         };
+        // The user subset is taken before sharding, so it does not depend on the rank or world
+        // size and the ranks split exactly its users.
         let mut users: Vec<u32> = (0..seqs.n_users() as u32)
             .filter(|&u| seqs.train(u as usize).len() >= min_len)
+            .filter(|&u| config.users.reads(config.seed, u))
             .collect();
         // Users go to ranks by a seed-fixed shuffle, so every rank has the same samples each
         // epoch (a stable len()) and the ranks' user sets are disjoint.
@@ -498,6 +543,7 @@ mod tests {
             world_size,
             shuffle: true,
             views: None,
+            users: UserSubset::All,
         }
     }
 
@@ -702,6 +748,98 @@ mod tests {
             let mut cfg = config(Window::Stride(stride), 0, 1);
             cfg.max_len = 10;
             assert!(cfg.check().unwrap_err().contains("stride"));
+        }
+    }
+
+    /// The users of the samples of a causal last-window stream over `seqs`.
+    fn stream_users(
+        seqs: &Arc<Sequences>,
+        users: UserSubset,
+        seed: u64,
+        rank: usize,
+        world_size: usize,
+    ) -> Vec<u32> {
+        let sampler = Arc::new(ItemSampler::Uniform {
+            n_items: seqs.n_items,
+        });
+        let mut cfg = config(Window::Last, rank, world_size);
+        cfg.seed = seed;
+        cfg.users = users;
+        let s = TrainStream::new(Arc::clone(seqs), cfg, sampler).unwrap();
+        // One last-window sample per user, in canonical (ascending) order.
+        s.samples.iter().map(|s| s.user).collect()
+    }
+
+    fn thousand_users() -> Arc<Sequences> {
+        let cfg = SynthConfig {
+            n_users: 1000,
+            n_interactions: 30_000,
+            ..SynthConfig::preset("tiny", 0).unwrap()
+        };
+        Arc::new(synthesize(&cfg).unwrap())
+    }
+
+    #[test]
+    fn kept_and_held_out_users_split_the_training_users() {
+        let seqs = thousand_users();
+        let share = 0.1;
+        let all = stream_users(&seqs, UserSubset::All, 1, 0, 1);
+        assert_eq!(all.len(), seqs.n_users());
+        let kept = stream_users(&seqs, UserSubset::Kept { held_out: share }, 1, 0, 1);
+        let held_out = stream_users(&seqs, UserSubset::HeldOut { held_out: share }, 1, 0, 1);
+        let mut union: Vec<u32> = kept.iter().chain(&held_out).copied().collect();
+        union.sort_unstable();
+        // Disjoint (no user twice in the union) and together every user.
+        assert_eq!(union, all);
+        let fraction = held_out.len() as f64 / all.len() as f64;
+        assert!(
+            (0.05..0.15).contains(&fraction),
+            "held-out share {fraction}"
+        );
+        // The same seed draws the same users; another seed other users.
+        assert_eq!(
+            held_out,
+            stream_users(&seqs, UserSubset::HeldOut { held_out: share }, 1, 0, 1)
+        );
+        assert_ne!(
+            held_out,
+            stream_users(&seqs, UserSubset::HeldOut { held_out: share }, 2, 0, 1)
+        );
+    }
+
+    #[test]
+    fn the_held_out_users_do_not_depend_on_the_sharding() {
+        let seqs = thousand_users();
+        for users in [
+            UserSubset::Kept { held_out: 0.3 },
+            UserSubset::HeldOut { held_out: 0.3 },
+        ] {
+            let whole = stream_users(&seqs, users, 4, 0, 1);
+            for world in [2, 3] {
+                let mut union = Vec::new();
+                for rank in 0..world {
+                    let shard = stream_users(&seqs, users, 4, rank, world);
+                    assert!(!shard.is_empty());
+                    union.extend(shard);
+                }
+                union.sort_unstable();
+                // Disjoint shards that cover exactly the subset of one rank.
+                assert_eq!(union, whole, "{users:?} over {world} ranks");
+            }
+        }
+    }
+
+    #[test]
+    fn the_held_out_share_must_be_a_proper_fraction() {
+        for held_out in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
+            for users in [
+                UserSubset::Kept { held_out },
+                UserSubset::HeldOut { held_out },
+            ] {
+                let mut cfg = config(Window::Last, 0, 1);
+                cfg.users = users;
+                assert!(cfg.check().unwrap_err().contains("held-out share"));
+            }
         }
     }
 

@@ -48,6 +48,8 @@ class TrainLoaderConfig:
     augmentations: if set (subset of "mask", "crop", "reorder"), batches also hold "view1" and
       "view2": two augmented views of each input sequence, each destroying `augment_fraction`.
     rank / world_size: users are split disjointly between ranks; together they make one epoch.
+    held_out_users: share of the users (a seed-fixed draw, the same whatever rank / world_size)
+      set aside as a held-out source; held_out: True reads those users, False the others.
     """
 
     batch_size: int = 256
@@ -66,6 +68,8 @@ class TrainLoaderConfig:
     world_size: int = 1
     num_threads: int = 1
     shuffle: bool = True
+    held_out_users: float = 0.0
+    held_out: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -83,6 +87,10 @@ class TrainLoaderConfig:
             _check_choice("augmentation", name, AUGMENTATIONS)
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0 (0 builds batches in the calling thread), got {self.num_threads}")
+        if not 0.0 <= self.held_out_users < 1.0:
+            raise ValueError(f"held_out_users must be in [0, 1), got {self.held_out_users}")
+        if self.held_out and not self.held_out_users:
+            raise ValueError("held_out=True reads the held-out users, which needs held_out_users > 0")
 
 
 class TrainLoader:
@@ -114,6 +122,8 @@ class TrainLoader:
             shuffle=config.shuffle,
             augmentations=list(config.augmentations) if config.augmentations else None,
             augment_fraction=config.augment_fraction,
+            held_out_users=config.held_out_users,
+            held_out=config.held_out,
         )
 
     def __len__(self) -> int:
