@@ -10,6 +10,7 @@ RUN_DIR/config.yaml."""
 from __future__ import annotations
 
 import abc
+import importlib
 from typing import Any, ClassVar
 
 
@@ -17,25 +18,37 @@ class Algorithm(abc.ABC):
     name: ClassVar[str]  # the search subcommand and the run directory's ``algorithm``
     summary: ClassVar[str]  # one line for ``seqrec-fast search --help``
     options: ClassVar[type]  # a frozen dataclass of the search's options (seqrec_fast.options fields)
+    # The module (torch and all) whose search(), derive() and retrain() functions these methods
+    # call, imported on first use so that the command line's --help stays torch-free.
+    implementation: ClassVar[str]
     # The backbones it can search with, for --backbone's help.
     backbones: ClassVar[tuple[str, ...]] = ("bert4rec", "gru4rec", "nextitnet", "sasrec", "stosa")
     # Training windows when the configuration names none ("" -> the backbone's default).
     default_window: ClassVar[str] = ""
 
-    @abc.abstractmethod
+    def _implementation(self):
+        return importlib.import_module(self.implementation)
+
     def search(self, train, options, dataset, *, resume: bool = False, overwrite: bool = False, log=None):
         """Runs (or resumes) the search into ``train.out`` and returns its
         :class:`~seqrec_fast.nas.search_run.SearchResult`."""
+        return self._implementation().search(train, options, dataset, resume=resume, overwrite=overwrite, log=log)
 
-    @abc.abstractmethod
     def derive(self, result, train):
         """The :class:`~seqrec_fast.models.spec.ModelSpec` that a finished search chose."""
+        return self._implementation().derive(result, train)
 
-    @abc.abstractmethod
     def retrain(self, run_dir, dataset, *, log=None, started_at: float | None = None, overwrite: bool = False,
                 fast_dev_run: bool = False) -> dict[str, Any]:
         """Trains the derived model from scratch in RUN_DIR/retrain and tests it once
         (``fast_dev_run``: a few batches of each phase)."""
+        return self._implementation().retrain(run_dir, dataset, log=log, started_at=started_at, overwrite=overwrite,
+                                              fast_dev_run=fast_dev_run)
+
+    def build_model(self, spec, n_items: int):
+        """The model of a :class:`~seqrec_fast.models.spec.ModelSpec` this algorithm derived, when
+        it is not the backbone of ``spec.model`` (a searched cell); None builds that backbone."""
+        return None
 
     @abc.abstractmethod
     def fast_dev_run(self, options):

@@ -9,6 +9,7 @@ from .base import Algorithm
 
 BUILT_IN: dict[str, str] = {
     "adt": "seqrec_fast.algorithms.adt",
+    "adarec": "seqrec_fast.algorithms.adarec",
 }
 _REGISTERED: dict[str, Algorithm] = {}
 

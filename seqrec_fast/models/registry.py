@@ -37,7 +37,14 @@ def resolve_defaults(config: ModelConfig) -> ModelConfig:
 
 
 def build_model(config: ModelConfig | ModelSpec, n_items: int) -> SequentialRecommender:
-    """The backbone a config describes, or the model of a spec (a search's result)."""
+    """The backbone a config describes, or the model of a spec (a search's result): the model
+    the spec's algorithm builds from what it searched, or else the spec's backbone."""
     if isinstance(config, ModelSpec):
+        if config.algorithm:
+            from ..algorithms import registry
+
+            searched = registry.get(config.algorithm).build_model(config, n_items)
+            if searched is not None:
+                return searched
         config = config.model
     return model_class(config.name)(resolve_defaults(config), n_items)

@@ -48,13 +48,14 @@ def transformer(num_layers: int, hidden: int, inner: int, length: int) -> Cost:
     return transformer_block(hidden, inner, length) * num_layers
 
 
-def counted(module, *inputs) -> Cost:
+def counted(module, *inputs, method: str = "forward") -> Cost:
     """The cost of a built module, measured: its parameters, and the multiply-adds torch's FLOP
-    counter sees in one forward on ``inputs`` (it counts a multiply-add as 2 FLOPs)."""
+    counter sees in one call of ``method`` (a model's ``predict``, say) on ``inputs`` (it counts a
+    multiply-add as 2 FLOPs)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     params = sum(p.numel() for p in module.parameters())
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(*inputs)
+        getattr(module, method)(*inputs)
     return Cost(params, counter.get_total_flops() // 2)

@@ -106,7 +106,7 @@ class SearchRun:
     # -- plots --------------------------------------------------------------------------------
     def plot_search_curve(self, history: list[dict[str, Any]], metric: str) -> Path:
         """Best-so-far and mean fitness per round."""
-        plt = _pyplot()
+        plt = pyplot()
         rounds = sorted({h["round"] for h in history})
         mean = [sum(h["fitness"] for h in history if h["round"] == r) / sum(1 for h in history if h["round"] == r)
                 for r in rounds]
@@ -119,11 +119,11 @@ class SearchRun:
         axis.plot(rounds, mean, marker=".", label="round mean")
         axis.set(xlabel="round (0 = initial population)", ylabel=f"validation {metric}", title="search")
         axis.legend()
-        return self._save_figure(figure, plt, "search_curve.png")
+        return self.save_figure(figure, plt, "search_curve.png")
 
     def plot_layer_weights(self, weights: dict[str, list[float]], title: str) -> Path:
         """Grouped bars: one group per layer, one bar per weight kind."""
-        plt = _pyplot()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(5, 3.5))
         kinds = list(weights)
         layers = range(1, len(weights[kinds[0]]) + 1)
@@ -132,9 +132,9 @@ class SearchRun:
             axis.bar([layer + (k - (len(kinds) - 1) / 2) * width for layer in layers], weights[kind], width, label=kind)
         axis.set(xlabel="layer", ylabel="weight", title=title, xticks=list(layers))
         axis.legend()
-        return self._save_figure(figure, plt, "weights.png")
+        return self.save_figure(figure, plt, "weights.png")
 
-    def _save_figure(self, figure, plt, name: str) -> Path:
+    def save_figure(self, figure, plt, name: str) -> Path:
         out = self.path(PLOTS) / name
         figure.tight_layout()
         atomic_write_bytes(out, lambda handle: figure.savefig(handle, format="png", dpi=110))
@@ -142,7 +142,7 @@ class SearchRun:
         return out
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")

@@ -12,22 +12,57 @@ configured backbone alone. The trainer calls, in this order:
                                    objectives) and is trained, checkpointed and resumed with the
                                    model
     before_batch(epoch, index)     before every training batch (a warm-up's random candidate)
+    loss_weight()                  once: the weight of the backbone's own loss (AdaRec's 1 - gamma)
+    architecture(model)            once: an :class:`ArchitectureStep` (or None), an optimizer over
+                                   architecture parameters stepped every ``every`` training steps
+                                   on a batch from a held-out source, never on the batch the
+                                   weights were trained on
+    after_epoch(epoch)             after every epoch: values added to that epoch's metrics line
 
-The searches about to land need three more hooks, which join this class with their first user
-and keep its shape (one method each, a no-op by default):
-
-    architecture_step()            an extra optimizer over architecture parameters, stepped every
-                                   f training steps on a batch from a held-out source (AdaRec,
-                                   EASRec), never on the batch the weights were trained on
-    trainable(stage)               the parameter groups trained in a stage, the rest frozen
-                                   (NASR's staged supernet training)
-    the model's forward losses     terms a model computes in its forward (CANet's router balance)
-                                   arrive through ``auxiliary``, reading them off the model
+Still to join with their first user, in the same shape: ``trainable(stage)``, the parameter
+groups trained in a stage (NASR's staged supernet training).
 """
 
 from __future__ import annotations
 
-from torch import nn
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+ARCHITECTURE_SOURCES = ("held_out", "valid")
+
+
+@dataclass
+class ArchitectureStep:
+    """An extra optimizer over ``parameters`` (which the weights' optimizer then leaves alone),
+    stepped after every ``every``-th training step on the next batch of its source:
+
+        held_out   training windows of a seed-fixed ``held_out_users`` share of the users, whom the
+                   weights' batches then leave out
+        valid      the validation split, one prediction per user
+
+    ``loss(train_step, inputs, targets, negatives, index)`` is the architecture's loss on one such
+    batch (``train_step``: the trainer's model + loss module; ``index``: the architecture steps
+    taken before this one). The trainer steps the parameters with AdamW at ``lr(steps)``, where
+    ``steps`` is the number of architecture steps the run will take."""
+
+    parameters: list[nn.Parameter]
+    every: int
+    loss: Callable[[nn.Module, Tensor, Tensor, Tensor | None, int], Tensor]
+    lr: Callable[[int], float]
+    weight_decay: float = 0.0
+    source: str = "held_out"
+    held_out_users: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"an architecture step every {self.every} steps: expected >= 1")
+        if self.source not in ARCHITECTURE_SOURCES:
+            raise ValueError(f"architecture source must be one of {ARCHITECTURE_SOURCES}, got {self.source!r}")
+        if self.source == "held_out" and not 0 < self.held_out_users < 1:
+            raise ValueError(f"held_out_users must be in (0, 1), got {self.held_out_users}")
 
 
 class TrainerCallbacks:
@@ -41,3 +76,12 @@ class TrainerCallbacks:
 
     def before_batch(self, epoch: int, index: int) -> None:
         pass
+
+    def loss_weight(self) -> float:
+        return 1.0
+
+    def architecture(self, model: nn.Module) -> ArchitectureStep | None:
+        return None
+
+    def after_epoch(self, epoch: int) -> dict[str, Any]:
+        return {}

@@ -50,10 +50,11 @@ class TrainingStep(nn.Module):
     """Model + loss as one module, so that DDP sees every parameter the loss touches."""
 
     def __init__(self, model: SequentialRecommender, config: TrainConfig, log_q: Tensor | None,
-                 auxiliary: nn.Module | None = None):
+                 auxiliary: nn.Module | None = None, loss_weight: float = 1.0):
         super().__init__()
         self.model = model
         self.auxiliary = auxiliary
+        self.loss_weight = loss_weight
         self.loss_fn = loss_spec(config.resolved_loss()).fn
         self.options = {"fused": config.fused_ce, "n_items": model.n_items, "gbce_t": config.gbce_t,
                         "pvn_weight": config.pvn_weight}
@@ -76,6 +77,8 @@ class TrainingStep(nn.Module):
             negatives = negatives[has_target]
         loss = self.loss_fn(self.model, hidden[has_target], targets[has_target], negatives,
                             log_q=self.log_q, **self.options)
+        if self.loss_weight != 1.0:
+            loss = self.loss_weight * loss
         if self.auxiliary is not None:  # reads what the model's forward just computed
             loss = loss + self.auxiliary(inputs)
         return loss
@@ -116,9 +119,13 @@ def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig, exclude: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """The weights' optimizer, over every parameter of ``model`` but those in ``exclude`` (the
+    architecture parameters, which their own optimizer steps)."""
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return kind(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
+    excluded = {id(p) for p in exclude}
+    parameters = [p for p in model.parameters() if id(p) not in excluded]
+    return kind(parameters, lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
 
 
 def seed_everything(seed: int) -> None:
@@ -160,24 +167,37 @@ class Trainer:
         if config.resolved_loss() == "sampled_softmax":
             log_q = proposal_log_probabilities(config.negative_sampler, dataset.item_counts()).to(self.device)
         auxiliary = self.callbacks.auxiliary(self.model)
-        self.step_module = TrainingStep(self.model, config, log_q, auxiliary).to(self.device)
+        self.step_module = TrainingStep(self.model, config, log_q, auxiliary,
+                                        self.callbacks.loss_weight()).to(self.device)
+        self.architecture = self.callbacks.architecture(self.model)
+        if self.architecture is not None and self.world > 1:
+            raise ValueError("architecture steps run in one process: a supernet search does not run under torchrun")
         self.train_module: nn.Module = self.step_module
         if self.world > 1:
             self.train_module = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.train_loader = dataset.train_loader(
+        loader_options = dict(
             batch_size=max(1, config.batch_size // self.world), max_len=config.model.max_len, mode=self.model.objective,
             n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
             mask_last_ratio=config.model.mask_last_ratio if self.model.objective == "cloze" else 0.0,
             window=config.resolved_window(), stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
             num_threads=config.loader_threads, shuffle=True)
+        self.architecture_loader = None
+        if self.architecture is not None and self.architecture.source == "held_out":
+            loader_options["held_out_users"] = self.architecture.held_out_users
+            self.architecture_loader = dataset.train_loader(**loader_options, held_out=True)
+        self.train_loader = dataset.train_loader(**loader_options)
         self.steps_per_epoch = distributed.min_over_ranks(len(self.train_loader))
         if self.steps_per_epoch < 1:
             raise ValueError("the training split gives no training batch: no user has a training target")
         self.epochs = config.epochs
         if config.fast_dev_run:
             self.epochs, self.steps_per_epoch = 1, min(self.steps_per_epoch, FAST_DEV_BATCHES)
-        self.optimizer = make_optimizer(self.step_module, config)
+        self.optimizer = make_optimizer(self.step_module, config,
+                                        exclude=self.architecture.parameters if self.architecture else ())
+        self._weights = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.architecture_optimizer = self._architecture_optimizer(negatives)
+        self._architecture_batches: tuple[int, Any] | None = None  # (next index, iterator)
         self.scheduler = make_scheduler(self.optimizer, config, self.epochs * self.steps_per_epoch)
         self.autocast_dtype = torch.bfloat16 if (config.amp and self.device.type == "cuda") else None
         self.progress = Progress()
@@ -218,6 +238,8 @@ class Trainer:
             "auxiliary": self._auxiliary_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "architecture_optimizer": None if self.architecture_optimizer is None
+            else self.architecture_optimizer.state_dict(),
             "rng": capture_rng_state(),
             "progress": dict(vars(self.progress)),
             "config": stored_dict(self.config),
@@ -256,11 +278,68 @@ class Trainer:
             self.step_module.auxiliary.load_state_dict(state["auxiliary"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.architecture_optimizer is not None:
+            self.architecture_optimizer.load_state_dict(state["architecture_optimizer"])
         restore_rng_state(state["rng"])
         self.progress = Progress(**state["progress"])
         if distributed.is_main():  # drop metrics lines written after this checkpoint
             lines = (self.run_dir / METRICS).read_text().splitlines(keepends=True)
             atomic_write_text(self.run_dir / METRICS, "".join(lines[: self.progress.metrics_lines]))
+
+    # ----------------------------------------------------------------------- architecture steps
+    def _architecture_optimizer(self, negatives: int) -> torch.optim.Optimizer | None:
+        step = self.architecture
+        if step is None:
+            return None
+        if step.source == "valid" and negatives:
+            raise ValueError("architecture steps on the validation split train with cross-entropy over all items; "
+                             f"the configured loss draws {negatives} negatives per target")
+        steps = self.epochs * self.steps_per_epoch // step.every
+        return torch.optim.AdamW(step.parameters, lr=step.lr(steps), weight_decay=step.weight_decay)
+
+    def _architecture_source_batches(self, index: int):
+        """The architecture's batches from its ``index``-th on: its source's epochs one after
+        another, so that the batch of a step is a function of the step alone (and resumes so)."""
+        if self.architecture_loader is not None:
+            per_epoch = len(self.architecture_loader)
+            if per_epoch < 1:
+                raise ValueError("the held-out users give no training batch: raise held_out_users")
+            epoch, start = divmod(index, per_epoch)
+            while True:
+                yield from self.architecture_loader.epoch(epoch, start_batch=start)
+                epoch, start = epoch + 1, 0
+        evaluation = self.dataset.eval_loader(split="valid", batch_size=max(1, self.config.batch_size),
+                                              max_len=self.config.model.max_len, seed=self.config.seed,
+                                              num_threads=self.config.loader_threads)
+        skip = index % len(evaluation)
+        while True:
+            for batch in evaluation:
+                if skip:
+                    skip -= 1
+                    continue
+                targets = np.zeros_like(batch["inputs"])
+                targets[:, -1] = batch["targets"]  # the validation item follows the training sequence
+                yield {"inputs": batch["inputs"], "targets": targets, "users": batch["users"]}
+
+    def _architecture_batch(self, index: int) -> dict:
+        if self._architecture_batches is None or self._architecture_batches[0] != index:
+            self._architecture_batches = (index, self._architecture_source_batches(index))
+        _, batches = self._architecture_batches
+        self._architecture_batches = (index + 1, batches)
+        return next(batches)
+
+    def _architecture_step(self, index: int) -> float:
+        inputs, targets, negatives = self._batch_tensors(self._architecture_batch(index))
+        self.architecture_optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = self.architecture.loss(self.step_module, inputs, targets, negatives, index)
+        loss.backward()
+        self.architecture_optimizer.step()
+        # The weights learn nothing from this batch, and a weight step's clipping never sees the
+        # architecture's gradient.
+        self.optimizer.zero_grad(set_to_none=True)
+        self.architecture_optimizer.zero_grad(set_to_none=True)
+        return float(loss.item())
 
     # ------------------------------------------------------------------------------- training
     def _batch_tensors(self, batch: dict) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -300,7 +379,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(self.step_module.parameters(), config.clip_grad_norm)
+                nn.utils.clip_grad_norm_(self._weights, config.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             if self.average is not None:
@@ -308,6 +387,8 @@ class Trainer:
             loss_sum += float(loss.item())
             loss_count += 1
             p.batch, p.step = index + 1, p.step + 1
+            if self.architecture is not None and p.step % self.architecture.every == 0:
+                self._architecture_step(p.step // self.architecture.every - 1)
             p.samples += int(n_targets) * self.world
             p.train_s += time.perf_counter() - started
             bar.update(1)
@@ -356,6 +437,7 @@ class Trainer:
                     if (config.patience and p.evals_without_improvement >= config.patience
                             and p.epoch >= config.min_epochs):
                         p.stopped = f"no {config.metric} improvement in {config.patience} evaluations"
+            record.update(self.callbacks.after_epoch(p.epoch))
             p.elapsed_s = time.perf_counter() - self._origin
             record["elapsed_s"] = round(p.elapsed_s, 3)
             self._append_metrics(record)

@@ -22,25 +22,10 @@ from .options import BACKBONES, WINDOW, ADTConfig
 class ADT(Algorithm):
     name = "adt"
     summary = "ADT (KDD'23): per-layer weights of two auxiliary losses by differential evolution on a grid supernet"
+    implementation = "seqrec_fast.algorithms.adt.search"
     options = ADTConfig
     backbones = BACKBONES
     default_window = WINDOW
-
-    def search(self, train, options, dataset, *, resume=False, overwrite=False, log=None):
-        from . import search
-
-        return search.search(train, options, dataset, resume=resume, overwrite=overwrite, log=log)
-
-    def derive(self, result, train):
-        from . import search
-
-        return search.derive(result, train)
-
-    def retrain(self, run_dir, dataset, *, log=None, started_at=None, overwrite=False, fast_dev_run=False):
-        from . import search
-
-        return search.retrain(run_dir, dataset, log=log, started_at=started_at, overwrite=overwrite,
-                              fast_dev_run=fast_dev_run)
 
     def fast_dev_run(self, options: ADTConfig) -> ADTConfig:
         # The smallest evolution the options allow: one warm-up epoch, the initial population
