@@ -56,7 +56,7 @@ def search(data: str, run: Path, teacher: str, seed: int, extra: list[str], log:
 
 def retrain(run: Path, log: Path) -> dict:
     if finished(run / "retrain"):
-        return {**json.loads((run / "retrain" / "result.json").read_text()), "resumed": False}
+        return json.loads((run / "retrain" / "result.json").read_text())
     return run_json([CLI, "retrain", str(run), "--json"], log)
 
 
@@ -153,7 +153,7 @@ def main() -> None:
             base = out / teacher / f"seed{seed}"
             found = search(args.data, base / "adarec", teacher, seed, args.extra, log)
             found_retrain = retrain(base / "adarec", log)
-            fixed = search(args.data, base / "fixed", str((base / "adarec" / "teacher").resolve()), seed,
+            search(args.data, base / "fixed", str((base / "adarec" / "teacher").resolve()), seed,
                            ["--architecture", FIXED_CELL, *args.extra], log)
             fixed_retrain = retrain(base / "fixed", log)
             teacher_result = json.loads((base / "adarec" / "teacher" / "result.json").read_text())

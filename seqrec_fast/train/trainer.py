@@ -328,7 +328,7 @@ class Trainer:
         self._architecture_batches = (index + 1, batches)
         return next(batches)
 
-    def _architecture_step(self, index: int) -> float:
+    def _architecture_step(self, index: int) -> None:
         inputs, targets, negatives = self._batch_tensors(self._architecture_batch(index))
         self.architecture_optimizer.zero_grad(set_to_none=True)
         with self._autocast():
@@ -339,7 +339,6 @@ class Trainer:
         # architecture's gradient.
         self.optimizer.zero_grad(set_to_none=True)
         self.architecture_optimizer.zero_grad(set_to_none=True)
-        return float(loss.item())
 
     # ------------------------------------------------------------------------------- training
     def _batch_tensors(self, batch: dict) -> tuple[Tensor, Tensor, Tensor | None]:

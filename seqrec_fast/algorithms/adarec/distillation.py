@@ -66,7 +66,7 @@ class Distillation(nn.Module):
         self.register_buffer("student_weights", torch.full((cells,), 1.0 / cells))
         self.register_buffer("flow", torch.zeros(teacher.n_layers, cells))  # the last step's, for the plot
         student.capture = True
-        self.last: dict[str, float] = {}
+        self.last: dict[str, Tensor] = {}  # the last step's terms, read as numbers once per epoch
 
     def forward(self, inputs: Tensor) -> Tensor:
         captured = self.student.captured
@@ -83,13 +83,13 @@ class Distillation(nn.Module):
             terms["hidden"] = self._hidden(cells, taught.layers, valid)
         if self.terms["pred"]:
             terms["pred"] = self._prediction(hidden[valid], taught.hidden[valid])
-        self.last = {name: float(value.detach()) for name, value in terms.items()}
+        self.last = {name: value.detach() for name, value in terms.items()}
         return self.gamma * sum(terms.values())
 
     def _hidden(self, cells: list[Tensor], layers: list[Tensor], valid: Tensor) -> Tensor:
-        projected = [self.hidden_projection(cell)[valid] for cell in cells]
-        taught = [layer[valid] for layer in layers]
-        distances = torch.stack([torch.stack([(s - t).pow(2).mean() for s in projected]) for t in taught])
+        projected = self.hidden_projection(torch.stack(cells))[:, valid]  # [K, n, d_T]
+        taught = torch.stack(layers)[:, valid]  # [N, n, d_T]
+        distances = (taught.unsqueeze(1) - projected.unsqueeze(0)).pow(2).mean(dim=(-2, -1))  # [N, K]
         flow = torch.from_numpy(emd_flow(self.teacher_weights.cpu().numpy(), self.student_weights.cpu().numpy(),
                                          distances.detach().float().cpu().numpy())).to(distances)
         if self.training:

@@ -179,6 +179,7 @@ class SearchCallbacks(TrainerCallbacks):
 
     def architecture(self, model: AdaRecStudent) -> ArchitectureStep:
         options = self.options
+        self.op_costs = self.op_costs.to(model.alpha)
         return ArchitectureStep(parameters=[model.alpha], every=options.architecture_every,
                                 loss=self.architecture_loss, lr=options.architecture_lr_for,
                                 weight_decay=options.architecture_weight_decay,
@@ -186,7 +187,7 @@ class SearchCallbacks(TrainerCallbacks):
 
     def expected_cost(self) -> torch.Tensor:
         """Eq. 14 in expectation: the normalised cost of each edge's ops under softmax(alpha)."""
-        return (torch.softmax(self.model.alpha, dim=-1) * self.op_costs.to(self.model.alpha)).sum()
+        return (torch.softmax(self.model.alpha, dim=-1) * self.op_costs).sum()
 
     def architecture_loss(self, train_step, inputs, targets, negatives, index: int) -> torch.Tensor:
         model = self.model
@@ -203,7 +204,7 @@ class SearchCallbacks(TrainerCallbacks):
                   "architecture": torch.softmax(self.model.alpha.detach(), dim=-1).cpu().tolist(),
                   "expected_cost": float(self.expected_cost().detach())}
         if self.distillation is not None:
-            record["distillation"] = self.distillation.last
+            record["distillation"] = {name: float(value) for name, value in self.distillation.last.items()}
         return record
 
 

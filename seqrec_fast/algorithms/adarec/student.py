@@ -157,6 +157,3 @@ def student_cost(cell: tuple[str, ...], width: int, cells: int, n_items: int, le
     scoring = Cost(0, (n_items + 1) * width)
     return embedding + one_cell * cells + linear(width, width, 1) + scoring
 
-
-def embedding_params(width: int, n_items: int) -> int:
-    return (n_items + 1) * width

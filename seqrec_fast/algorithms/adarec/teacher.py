@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...models import ModelConfig, SequentialRecommender
 from ...train.config import TrainConfig
