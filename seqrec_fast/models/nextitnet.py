@@ -17,7 +17,11 @@ from .layers import Dropout, init_weights, residual_is_scaled
 
 class ResidualConvBlock(nn.Module):
     """x + scale * relu(LN(conv_2d(relu(LN(conv_d(x)))))): two causal convolutions with
-    dilations d and 2d (the NextItNet block, also NASR's TCN op)."""
+    dilations d and 2d (the NextItNet block, also NASR's TCN op).
+
+    ``valid`` [B, L, 1] zeroes the padded positions of the inner activation: LayerNorm's bias
+    makes them non-zero, and the second convolution would read them into the first real
+    positions, so that the amount of left padding would change a real position's output."""
 
     def __init__(self, channels: int, kernel_size: int, dilation: int, residual: str):
         super().__init__()
@@ -27,8 +31,8 @@ class ResidualConvBlock(nn.Module):
         self.norm2 = nn.LayerNorm(channels)
         self.scale = nn.Parameter(torch.zeros(())) if residual_is_scaled(residual) else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        branch = torch.relu(self.norm1(self.conv1(x)))
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        branch = torch.relu(self.norm1(self.conv1(x))) * valid
         branch = torch.relu(self.norm2(self.conv2(branch)))
         return x + (branch if self.scale is None else self.scale * branch)
 
@@ -60,7 +64,7 @@ class NextItNet(SequentialRecommender):
         valid = (inputs > 0).unsqueeze(-1).to(self.items.weight.dtype)
         x = self.dropout(self.items(inputs)) * valid
         for block in self.blocks:
-            x = block(x) * valid
+            x = block(x, valid) * valid
         return self.final(x) * valid
 
     def output_embedding(self):
