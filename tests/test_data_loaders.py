@@ -186,20 +186,116 @@ def test_contrastive_views(tiny):
                                augment_fraction=0.5)
     batch = next(iter(loader.epoch(0)))
     rows = len(batch["users"])
-    assert rows > 32 and batch["view1"].shape == batch["view2"].shape == (rows, 30)
-    assert not np.array_equal(batch["view1"], batch["view2"])
+    assert rows > 32 and batch["views"].shape == (2, rows, 30) and batch["views"].dtype == np.int64
+    assert "view1" not in batch and "view2" not in batch
+    assert not np.array_equal(batch["views"][0], batch["views"][1])
     for row in range(rows):
         source = batch["inputs"][row][batch["inputs"][row] != 0]
-        for view in (batch["view1"][row], batch["view2"][row]):
+        for view in batch["views"][:, row]:
             kept = view[(view != 0) & (view != tiny.mask_token)]
             assert set(kept.tolist()) <= set(source.tolist())
             assert 0 < (view != 0).sum() <= len(source)
 
 
+VIEWS = dict(batch_size=64, max_len=20, window="stride", stride=5, augmentations=("mask", "crop", "reorder"),
+             augment_fraction=0.4, seed=11)
+
+
+def test_n_views_gives_that_many_views_and_extends_the_first_two(tiny):
+    two = all_batches(tiny.train_loader(**VIEWS), epoch=1)
+    eight = all_batches(tiny.train_loader(n_views=8, num_threads=2, **VIEWS), epoch=1)
+    assert len(two) == len(eight)
+    for a, b in zip(two, eight):
+        rows = len(a["users"])
+        assert a["views"].shape == (2, rows, 20) and b["views"].shape == (8, rows, 20)
+        # Each window draws its views one after the other from its own random stream, after
+        # everything else: eight views begin with the two, and the rest of the batch is the same.
+        np.testing.assert_array_equal(b["views"][:2], a["views"])
+        for key in ("inputs", "targets", "users"):
+            np.testing.assert_array_equal(a[key], b[key])
+        # Eight independent views: no view repeats another over the whole batch.
+        flat = b["views"].reshape(8, -1)
+        assert len({v.tobytes() for v in flat}) == 8
+
+
+def test_one_view_per_window_is_the_first_of_two(tiny):
+    two = next(iter(tiny.train_loader(**VIEWS).epoch(0)))
+    one = next(iter(tiny.train_loader(n_views=1, **VIEWS).epoch(0)))
+    assert one["views"].shape == (1,) + two["inputs"].shape
+    np.testing.assert_array_equal(one["views"][0], two["views"][0])
+
+
+def test_views_are_deterministic_for_seed_and_epoch_and_differ_between_epochs(tiny):
+    options = dict(VIEWS, n_views=4, shuffle=False)
+    loader = tiny.train_loader(**options)
+    epoch0, epoch1 = all_batches(loader, 0), all_batches(loader, 1)
+    again = all_batches(tiny.train_loader(num_threads=0, **options), 1)
+    for a, b in zip(epoch1, again):
+        np.testing.assert_array_equal(a["views"], b["views"])
+    # Without shuffling, both epochs hold the same windows in the same rows; their views differ.
+    assert len(epoch0) == len(epoch1)
+    for a, b in zip(epoch0, epoch1):
+        np.testing.assert_array_equal(a["inputs"], b["inputs"])
+        for v in range(4):
+            assert not np.array_equal(a["views"][v], b["views"][v])
+    other_seed = all_batches(tiny.train_loader(**{**options, "seed": 12}), 1)
+    assert not np.array_equal(other_seed[0]["views"], epoch1[0]["views"])
+
+
+def test_every_reordered_view_keeps_the_windows_items(tiny):
+    loader = tiny.train_loader(**{**VIEWS, "augmentations": ("reorder",), "augment_fraction": 0.6}, n_views=6)
+    shuffled = 0
+    for batch in loader.epoch(0):
+        for v, views in enumerate(batch["views"]):
+            for row, view in enumerate(views):
+                source = batch["inputs"][row]
+                assert sorted(view.tolist()) == sorted(source.tolist()), f"view {v} of row {row}"
+                shuffled += not np.array_equal(view, source)
+    assert shuffled > 0
+
+
+def test_every_masked_view_masks_the_augment_fraction(tiny):
+    fraction = 0.3
+    loader = tiny.train_loader(**{**VIEWS, "augmentations": ("mask",), "augment_fraction": fraction}, n_views=5)
+    masked = items = 0
+    for batch in loader.epoch(0):
+        assert batch["views"].shape[0] == 5
+        for views in batch["views"]:
+            for row, view in enumerate(views):
+                source = batch["inputs"][row]
+                n = int((source != 0).sum())
+                is_mask = view == tiny.mask_token
+                # The window's item count times the fraction, rounded half away from zero.
+                assert is_mask.sum() == np.floor(n * fraction + 0.5)
+                np.testing.assert_array_equal(view[~is_mask], source[~is_mask])
+                assert not np.any(source[is_mask] == 0)  # padding is never masked
+                masked, items = masked + int(is_mask.sum()), items + n
+    assert abs(masked / items - fraction) < 0.02
+
+
+def test_bad_n_views_is_rejected(tiny):
+    for n_views in (0, -1):
+        with pytest.raises(ValueError, match=r"n_views must be >= 1 \(views per window with augmentations\)"):
+            tiny.train_loader(augmentations=("mask",), n_views=n_views)
+    with pytest.raises(ValueError, match="n_views applies only with augmentations"):
+        tiny.train_loader(n_views=4)
+    with pytest.raises(ValueError, match="n_views applies only with augmentations"):
+        tiny.train_loader(augmentations=(), n_views=4)
+    # The default is harmless without augmentations: batches simply hold no views.
+    assert "views" not in next(iter(tiny.train_loader(batch_size=8, max_len=5, n_views=2).epoch(0)))
+    # The Rust stream checks the same for callers that skip TrainLoaderConfig.
+    from seqrec_fast import _loader
+
+    with pytest.raises(ValueError, match="n_views >= 1"):
+        _loader.TrainStream(tiny._sequences, 8, 5, augmentations=["mask"], n_views=0)
+    with pytest.raises(ValueError, match="n_views applies only with augmentations"):
+        _loader.TrainStream(tiny._sequences, 8, 5, n_views=3)
+
+
 @pytest.mark.parametrize("threads", [0, 2, 3])
 def test_batches_are_the_same_whatever_the_thread_count(tiny, threads):
     options = dict(batch_size=24, max_len=12, n_negatives=2, window="sliding", mode="cloze",
-                   augmentations=("crop",), seed=9)
+                   augmentations=("crop",), n_views=3, seed=9)
     reference = all_batches(tiny.train_loader(num_threads=1, **options), epoch=4)
     other = all_batches(tiny.train_loader(num_threads=threads, **options), epoch=4)
     assert len(reference) == len(other)

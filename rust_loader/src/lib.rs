@@ -572,7 +572,7 @@ impl PyTrainStream {
     #[pyo3(signature = (sequences, batch_size, max_len, objective="causal", window="last", stride=None,
                         n_negatives=0, negative_sampler="uniform", mask_prob=0.2, mask_last_ratio=0.0, seed=0,
                         rank=0, world_size=1, shuffle=true, augmentations=None, augment_fraction=0.25,
-                        held_out_users=0.0, held_out=false))]
+                        n_views=2, held_out_users=0.0, held_out=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -592,6 +592,7 @@ impl PyTrainStream {
         shuffle: bool,
         augmentations: Option<Vec<String>>,
         augment_fraction: f64,
+        n_views: usize,
         held_out_users: f64,
         held_out: bool,
     ) -> PyResult<Self> {
@@ -639,6 +640,13 @@ impl PyTrainStream {
                 )))
             }
         };
+        // n_views counts the views that augmentations make; without them another count would
+        // silently do nothing.
+        if augmentations.is_none() && n_views != 2 {
+            return Err(value_error(format!(
+                "n_views applies only with augmentations, got n_views={n_views} without them"
+            )));
+        }
         let views = augmentations
             .map(|names| {
                 let augmentations = names
@@ -648,6 +656,7 @@ impl PyTrainStream {
                 Ok::<_, String>(train::Views {
                     augmentations,
                     fraction: augment_fraction,
+                    count: n_views,
                 })
             })
             .transpose()

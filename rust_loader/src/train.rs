@@ -52,6 +52,9 @@ impl Window {
 pub struct Views {
     pub augmentations: Vec<Augmentation>,
     pub fraction: f64,
+    /// Views per window. Each is drawn from the window's random stream after the ones before
+    /// it, so the first views of a window do not depend on how many follow.
+    pub count: usize,
 }
 
 /// Which users the stream reads. A seed-fixed draw per user sets a share `held_out` of them
@@ -150,6 +153,9 @@ impl TrainConfig {
                     "contrastive views need at least one augmentation and a fraction in [0, 1]"
                         .into(),
                 );
+            }
+            if views.count == 0 {
+                return Err("contrastive views need n_views >= 1, got 0".into());
             }
         }
         Ok(())
@@ -357,7 +363,8 @@ struct Rows {
     inputs: Vec<i64>,
     targets: Vec<i64>,
     negatives: Vec<i64>,
-    views: [Vec<i64>; 2],
+    /// The views laid out [count, rows, max_len] (view after view), the batch array's layout.
+    views: Vec<i64>,
 }
 
 impl EpochBatches {
@@ -446,7 +453,8 @@ impl EpochBatches {
         }
         if let Some(views) = &cfg.views {
             let mask_token = seqs.n_items as i64 + 1;
-            for view in out.views.iter_mut() {
+            // Each view spans as many values as the inputs: the batch's rows times max_len.
+            for view in out.views.chunks_exact_mut(out.inputs.len()) {
                 let kind =
                     views.augmentations[rng.below(views.augmentations.len() as u64) as usize];
                 augment(
@@ -473,12 +481,12 @@ impl BatchMaker for EpochBatches {
         let (range, mask_last) = self.batches[index].clone();
         let rows = &self.samples[range];
         let r = rows.len();
-        let view_len = if cfg.views.is_some() { r * l } else { 0 };
+        let n_views = cfg.views.as_ref().map_or(0, |v| v.count);
         let mut out = Rows {
             inputs: pool::zeroed(r * l),
             targets: pool::zeroed(r * l),
             negatives: pool::zeroed(r * l * n),
-            views: [pool::zeroed(view_len), pool::zeroed(view_len)],
+            views: pool::zeroed(n_views * r * l),
         };
         let mut history = ItemSet::new(self.stream.seqs.n_items + 1);
         for (row, &sample) in rows.iter().enumerate() {
@@ -508,17 +516,11 @@ impl BatchMaker for EpochBatches {
                 data: out.negatives,
             });
         }
-        if cfg.views.is_some() {
-            let [v1, v2] = out.views;
+        if n_views > 0 {
             batch.push(Array {
-                name: "view1",
-                shape: vec![r, l],
-                data: v1,
-            });
-            batch.push(Array {
-                name: "view2",
-                shape: vec![r, l],
-                data: v2,
+                name: "views",
+                shape: vec![n_views, r, l],
+                data: out.views,
             });
         }
         Ok(batch)
@@ -749,6 +751,83 @@ mod tests {
             cfg.max_len = 10;
             assert!(cfg.check().unwrap_err().contains("stride"));
         }
+    }
+
+    /// A causal strided stream whose windows get `count` views made by `augmentations`.
+    fn views_stream(augmentations: &[Augmentation], count: usize) -> Arc<TrainStream> {
+        let seqs = Arc::new(synthesize(&SynthConfig::preset("tiny", 0).unwrap()).unwrap());
+        let sampler = Arc::new(ItemSampler::Uniform {
+            n_items: seqs.n_items,
+        });
+        let mut cfg = config(Window::Stride(3), 0, 1);
+        cfg.views = Some(Views {
+            augmentations: augmentations.to_vec(),
+            fraction: 0.5,
+            count,
+        });
+        Arc::new(TrainStream::new(seqs, cfg, sampler).unwrap())
+    }
+
+    fn array<'a>(batch: &'a Batch, name: &str) -> &'a Array {
+        batch.iter().find(|a| a.name == name).unwrap()
+    }
+
+    #[test]
+    fn more_views_per_window_extend_the_first_ones() {
+        let kinds = [
+            Augmentation::Mask,
+            Augmentation::Crop,
+            Augmentation::Reorder,
+        ];
+        let two = all_batches(&views_stream(&kinds, 2), 1, 1);
+        let eight = all_batches(&views_stream(&kinds, 8), 1, 2);
+        assert_eq!(two.len(), eight.len());
+        for (a, b) in two.iter().zip(&eight) {
+            let r = array(a, "users").data.len();
+            let (views2, views8) = (array(a, "views"), array(b, "views"));
+            assert_eq!(views2.shape, vec![2, r, 10]);
+            assert_eq!(views8.shape, vec![8, r, 10]);
+            // The first two of eight views are the two views, and the rest of the batch is the
+            // same: the views come last from each window's random stream.
+            assert_eq!(views8.data[..2 * r * 10], views2.data[..]);
+            for name in ["inputs", "targets", "users", "negatives"] {
+                assert_eq!(array(a, name).data, array(b, name).data, "{name}");
+            }
+            let view = |v: usize| &views8.data[v * r * 10..(v + 1) * r * 10];
+            for v in 1..8 {
+                assert_ne!(view(v), view(0), "view {v} repeats view 0");
+            }
+        }
+    }
+
+    #[test]
+    fn every_reordered_view_keeps_the_windows_items() {
+        let s = views_stream(&[Augmentation::Reorder], 5);
+        for batch in all_batches(&s, 0, 1) {
+            let (inputs, views) = (array(&batch, "inputs"), array(&batch, "views"));
+            let r = inputs.shape[0];
+            for v in 0..5 {
+                for row in 0..r {
+                    let mut window = inputs.data[row * 10..(row + 1) * 10].to_vec();
+                    let start = (v * r + row) * 10;
+                    let mut view = views.data[start..start + 10].to_vec();
+                    window.sort_unstable();
+                    view.sort_unstable();
+                    assert_eq!(view, window, "view {v} of row {row}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn views_need_at_least_one_per_window() {
+        let mut cfg = config(Window::Last, 0, 1);
+        cfg.views = Some(Views {
+            augmentations: vec![Augmentation::Mask],
+            fraction: 0.25,
+            count: 0,
+        });
+        assert!(cfg.check().unwrap_err().contains("n_views >= 1"));
     }
 
     /// The users of the samples of a causal last-window stream over `seqs`.

@@ -45,8 +45,11 @@ class TrainLoaderConfig:
       "sliding", stride = 1 is one sample per prefix as in RecBole).
     n_negatives: negatives per target position, drawn by `negative_sampler` ("uniform" or
       "popularity" over training counts), never an item of the user's training sequence.
-    augmentations: if set (subset of "mask", "crop", "reorder"), batches also hold "view1" and
-      "view2": two augmented views of each input sequence, each destroying `augment_fraction`.
+    augmentations: if set (subset of "mask", "crop", "reorder"), batches also hold "views":
+      `n_views` (>= 1) augmented views of each input sequence, each destroying `augment_fraction`
+      by an augmentation drawn from the set. A window's views come from its own random stream one
+      after the other, so its first views are the same whatever n_views (n_views=8 extends the
+      two views of n_views=2). n_views applies only with augmentations.
     rank / world_size: users are split disjointly between ranks; together they make one epoch.
     held_out_users: share of the users (a seed-fixed draw, the same whatever rank / world_size)
       set aside as a held-out source; held_out: True reads those users, False the others.
@@ -63,6 +66,7 @@ class TrainLoaderConfig:
     mask_last_ratio: float = 0.0
     augmentations: tuple[str, ...] | None = None
     augment_fraction: float = 0.25
+    n_views: int = 2
     seed: int = 0
     rank: int = 0
     world_size: int = 1
@@ -85,6 +89,10 @@ class TrainLoaderConfig:
             raise ValueError(f"mask_last_ratio applies to mode 'cloze' only, not {self.mode!r}")
         for name in self.augmentations or ():
             _check_choice("augmentation", name, AUGMENTATIONS)
+        if self.augmentations and self.n_views < 1:
+            raise ValueError(f"n_views must be >= 1 (views per window with augmentations), got {self.n_views}")
+        if not self.augmentations and self.n_views != 2:
+            raise ValueError(f"n_views applies only with augmentations, got n_views={self.n_views} and augmentations={self.augmentations!r}")
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0 (0 builds batches in the calling thread), got {self.num_threads}")
         if not 0.0 <= self.held_out_users < 1.0:
@@ -98,9 +106,9 @@ class TrainLoader:
 
     Each batch: "inputs" int64 [B, L] left-padded with 0; "targets" int64 [B, L] (causal: the
     next item, cloze: the masked item, 0 elsewhere); "users" int64 [B]; "negatives" int64
-    [B, L, n] when n_negatives > 0 (0 where the target is 0); "view1"/"view2" int64 [B, L] with
-    augmentations. B varies from batch to batch: it is the number of windows that hold about
-    batch_size targets.
+    [B, L, n] when n_negatives > 0 (0 where the target is 0); "views" int64 [n_views, B, L] with
+    augmentations (views[v, r] is view v of row r, left-padded with 0). B varies from batch to
+    batch: it is the number of windows that hold about batch_size targets.
     """
 
     def __init__(self, sequences: _loader.Sequences, config: TrainLoaderConfig):
@@ -122,6 +130,7 @@ class TrainLoader:
             shuffle=config.shuffle,
             augmentations=list(config.augmentations) if config.augmentations else None,
             augment_fraction=config.augment_fraction,
+            n_views=config.n_views,
             held_out_users=config.held_out_users,
             held_out=config.held_out,
         )
