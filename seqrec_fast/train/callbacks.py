@@ -6,6 +6,13 @@ configured backbone alone. The trainer calls, in this order:
 
     build_model(config, n_items)   once, after seeding: the model to train (a supernet, or the
                                    model of a search's ModelSpec) instead of the backbone
+    objective(model)               once: a module that replaces the backbone's loss altogether
+                                   (NASR's self-supervised block supernet), called as
+                                   ``objective(views)`` on the batch's contrastive views
+                                   [V, B, L], which the loader draws as the module's
+                                   ``augmentations``, ``augment_fraction`` and ``n_views`` say,
+                                   from the users outside its ``held_out_users`` share (0: all);
+                                   trained, checkpointed and resumed with the model
     auxiliary(model)               once: a module whose output, ``auxiliary(inputs)`` after each
                                    forward of ``model``, is added to the loss; it reads what the
                                    forward computed (the model's own loss terms, or ADT's
@@ -19,8 +26,8 @@ configured backbone alone. The trainer calls, in this order:
                                    weights were trained on
     after_epoch(epoch)             after every epoch: values added to that epoch's metrics line
 
-Still to join with their first user, in the same shape: ``trainable(stage)``, the parameter
-groups trained in a stage (NASR's staged supernet training).
+A parameter the model leaves with ``requires_grad`` False is never stepped (NASR's frozen
+earlier blocks).
 """
 
 from __future__ import annotations
@@ -70,6 +77,9 @@ class TrainerCallbacks:
         from ..models import build_model
 
         return build_model(config.model, n_items)
+
+    def objective(self, model: nn.Module) -> nn.Module | None:
+        return None
 
     def auxiliary(self, model: nn.Module) -> nn.Module | None:
         return None

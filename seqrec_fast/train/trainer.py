@@ -50,10 +50,11 @@ class TrainingStep(nn.Module):
     """Model + loss as one module, so that DDP sees every parameter the loss touches."""
 
     def __init__(self, model: SequentialRecommender, config: TrainConfig, log_q: Tensor | None,
-                 auxiliary: nn.Module | None = None, loss_weight: float = 1.0):
+                 auxiliary: nn.Module | None = None, loss_weight: float = 1.0, objective: nn.Module | None = None):
         super().__init__()
         self.model = model
         self.auxiliary = auxiliary
+        self.objective = objective
         self.loss_weight = loss_weight
         self.loss_fn = loss_spec(config.resolved_loss()).fn
         self.options = {"fused": config.fused_ce, "n_items": model.n_items, "gbce_t": config.gbce_t,
@@ -64,7 +65,9 @@ class TrainingStep(nn.Module):
         # with them.
         self.target_span = config.loader_stride() if auxiliary is None else None
 
-    def forward(self, inputs: Tensor, targets: Tensor, negatives: Tensor | None) -> Tensor:
+    def forward(self, inputs: Tensor, targets: Tensor, negatives: Tensor | None, views: Tensor | None = None) -> Tensor:
+        if self.objective is not None:
+            return self.objective(views)
         span = self.target_span
         if span is not None and span < inputs.shape[1]:
             hidden = self.model.forward_last(inputs, span)
@@ -166,9 +169,10 @@ class Trainer:
         log_q = None
         if config.resolved_loss() == "sampled_softmax":
             log_q = proposal_log_probabilities(config.negative_sampler, dataset.item_counts()).to(self.device)
+        objective = self.callbacks.objective(self.model)
         auxiliary = self.callbacks.auxiliary(self.model)
-        self.step_module = TrainingStep(self.model, config, log_q, auxiliary,
-                                        self.callbacks.loss_weight()).to(self.device)
+        self.step_module = TrainingStep(self.model, config, log_q, auxiliary, self.callbacks.loss_weight(),
+                                        objective).to(self.device)
         self.architecture = self.callbacks.architecture(self.model)
         if self.architecture is not None and self.world > 1:
             raise ValueError("architecture steps run in one process: a supernet search does not run under torchrun")
@@ -182,6 +186,10 @@ class Trainer:
             mask_last_ratio=config.model.mask_last_ratio if self.model.objective == "cloze" else 0.0,
             window=config.resolved_window(), stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
             num_threads=config.loader_threads, shuffle=True)
+        if objective is not None:
+            loader_options.update(augmentations=tuple(objective.augmentations),
+                                  augment_fraction=objective.augment_fraction, n_views=objective.n_views,
+                                  held_out_users=objective.held_out_users)
         self.architecture_loader = None
         if self.architecture is not None and self.architecture.source == "held_out":
             loader_options["held_out_users"] = self.architecture.held_out_users
@@ -236,6 +244,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "average": None if self.average is None else self.average.model.state_dict(),
             "auxiliary": self._auxiliary_state(),
+            "objective": None if self.step_module.objective is None else self.step_module.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "architecture_optimizer": None if self.architecture_optimizer is None
@@ -276,6 +285,8 @@ class Trainer:
             self.average.model.load_state_dict(state["average"])
         if self.step_module.auxiliary is not None:
             self.step_module.auxiliary.load_state_dict(state["auxiliary"])
+        if self.step_module.objective is not None:
+            self.step_module.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.architecture_optimizer is not None:
@@ -363,9 +374,11 @@ class Trainer:
             batch = next(batches)
             self.callbacks.before_batch(epoch, index)
             inputs, targets, negatives = self._batch_tensors(batch)
+            views = batch.get("views")
+            views = None if views is None else torch.from_numpy(np.asarray(views)).to(self.device).long()
             n_targets = np.count_nonzero(batch["targets"])
             with self._autocast():
-                loss = self.train_module(inputs, targets, negatives)
+                loss = self.train_module(inputs, targets, negatives, views)
             finite = bool(torch.isfinite(loss).item())
             if self.world > 1:
                 finite = not distributed.any_over_ranks(not finite)
