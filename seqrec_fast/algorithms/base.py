@@ -54,6 +54,12 @@ class Algorithm(abc.ABC):
     def fast_dev_run(self, options):
         """``options`` cut to the smallest search that still runs every phase once."""
 
+    def headline(self, result, train) -> str:
+        """The line the command line prints first after a search: what it scored, in how long."""
+        return (f"{self.name} on {train.data} with {train.model.name}: best validation {result.metric} "
+                f"{result.fitness:.4f} after {result.evaluations} candidates (warm-up {result.warmup_s:.0f} s, "
+                f"search {result.search_s:.0f} s)")
+
     def describe(self, result) -> str:
         """What the CLI prints under a search's headline: the chosen architecture, readable."""
         return "\n".join(f"{key}: {value}" for key, value in result.architecture.items())

@@ -113,11 +113,9 @@ def run_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload))
     else:
-        print(f"\n{algorithm.name} on {train.data} with {train.model.name}: best validation {result.metric} "
-              f"{result.fitness:.4f} after {result.evaluations} candidates (warm-up {result.warmup_s:.0f} s, "
-              f"search {result.search_s:.0f} s)")
+        print(f"\n{algorithm.headline(result, train)}")
         print(algorithm.describe(result))
-        print(f"\nrun directory: {result.run_dir} (best.json, candidates.jsonl, result.json, spec.json, plots/); "
+        print(f"\nrun directory: {result.run_dir} (result.json, spec.json, plots/); "
               f"next: seqrec-fast retrain {result.run_dir}")
     return 0
 

@@ -10,6 +10,7 @@ from .base import Algorithm
 BUILT_IN: dict[str, str] = {
     "adt": "seqrec_fast.algorithms.adt",
     "adarec": "seqrec_fast.algorithms.adarec",
+    "nasr": "seqrec_fast.algorithms.nasr",
 }
 _REGISTERED: dict[str, Algorithm] = {}
 
