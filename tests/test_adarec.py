@@ -267,6 +267,14 @@ def test_search_killed_in_the_teacher_and_the_supernet_resumes_to_the_same_resul
     assert retrained[0]["test"] == retrained[1]["test"] and retrained[0]["cell"] == straight.architecture["cell"]
 
 
+def test_a_sasrec_teacher_is_trained_and_read_back(tmp_path, tiny, monkeypatch):
+    monkeypatch.setitem(teachers.TEACHER_SIZES, "sasrec", SMALL_TEACHERS["sasrec"])
+    train, options = small_search(tmp_path / "run", "sasrec", search_epochs=1)
+    found = adarec.search(train, options, tiny)
+    assert found.architecture["teacher"] == "sasrec" and found.architecture["width"] == 8
+    assert (tmp_path / "run" / "teacher" / "result.json").is_file()
+
+
 def test_fixed_cell_and_finetuning(tmp_path, tiny, teacher_runs):
     cell = ",".join(["conv3_d1"] * EDGES)
     fixed = adarec.search(*small_search(tmp_path / "fixed", str(teacher_runs["nextitnet"]), architecture=cell), tiny)
