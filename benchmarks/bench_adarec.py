@@ -2,7 +2,7 @@
 size with a fixed cell, and the AdaRec student, under full ranking with the history filtered.
 
     python benchmarks/bench_adarec.py --data ../shared/data/ml-100k [--teachers nextitnet,sasrec] \\
-        [--seeds 42,1,2] [--out runs/bench-adarec] [--name NAME] [-- MORE SEARCH OPTIONS]
+        [--seeds 42,1,2] [--out runs/bench-adarec] [--name NAME] [--threads 2] [-- MORE SEARCH OPTIONS]
 
 Per teacher and seed it runs the documented commands
 
@@ -44,11 +44,11 @@ def finished(run: Path) -> bool:
     return (run / "result.json").is_file()
 
 
-def search(data: str, run: Path, teacher: str, seed: int, extra: list[str], log: Path) -> dict:
+def search(data: str, run: Path, teacher: str, seed: int, extra: list[str], log: Path, threads: int = 2) -> dict:
     if finished(run):
         return json.loads((run / "result.json").read_text())
     command = [CLI, "search", "adarec", "--data", data, "--out", str(run), "--teacher", teacher, "--seed", str(seed),
-               "--threads", "2", "--no-progress", "--json", *extra]
+               "--threads", str(threads), "--no-progress", "--json", *extra]
     if (run / "config.yaml").is_file():
         command.append("--resume")
     return run_json(command, log)
@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--out", default="runs/bench-adarec")
     parser.add_argument("--name", default="")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads of each search and retraining (1 lets two benches share 2 cores)")
     parser.add_argument("extra", nargs="*", help="more search options, after --")
     args = parser.parse_args()
     from seqrec_fast.train.data_source import open_dataset
@@ -151,10 +153,10 @@ def main() -> None:
         rows = []
         for seed in [int(s) for s in args.seeds.split(",")]:
             base = out / teacher / f"seed{seed}"
-            found = search(args.data, base / "adarec", teacher, seed, args.extra, log)
+            found = search(args.data, base / "adarec", teacher, seed, args.extra, log, args.threads)
             found_retrain = retrain(base / "adarec", log)
             search(args.data, base / "fixed", str((base / "adarec" / "teacher").resolve()), seed,
-                           ["--architecture", FIXED_CELL, *args.extra], log)
+                           ["--architecture", FIXED_CELL, *args.extra], log, args.threads)
             fixed_retrain = retrain(base / "fixed", log)
             teacher_result = json.loads((base / "adarec" / "teacher" / "result.json").read_text())
             rows += [
