@@ -246,6 +246,9 @@ def test_selection_is_deterministic_and_runs_in_eval_mode(tmp_path, tiny, monkey
     assert [len(t["paths"]) for t in tables] == [16, 16] and all(len(t["loss"]) == 16 for t in tables)
     assert all(t["chosen"] == t["paths"][int(np.argmin(t["loss"]))] for t in tables)
 
+    # The proxy of the chosen hybrid is the tables' score of its paths.
+    chosen = [name for table in tables for name in table["chosen"]]
+    assert nasr.proxy_losses(tmp_path / "run", tiny, chosen) == pytest.approx([t["chosen_loss"] for t in tables])
     monkeypatch.setattr(Embedded, "apply", recording_apply)
     state = torch.load(tmp_path / "run" / "supernet" / "block1" / "checkpoints" / "last.pt", weights_only=False)
     search_train = nasr.load_config(nasr.SearchRun(tmp_path / "run"))[0]

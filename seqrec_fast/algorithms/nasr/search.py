@@ -174,6 +174,29 @@ def select_block(run: SearchRun, train: TrainConfig, options: NASRConfig, datase
     return table
 
 
+def proxy_losses(run_dir, dataset, layers: list[str]) -> list[float]:
+    """What a finished search's supernets say of any hybrid: each block's selection loss of the
+    hybrid's path, scored as selection scores a block (every path of the block against their
+    ensemble) with the hybrid's own earlier blocks in front of it."""
+    run = SearchRun(run_dir)
+    train, options = load_config(run)
+    names = parse_layers(",".join(layers), options.layers)
+    per_block = options.layers_per_block
+    paths = [op_indices(names[k * per_block:(k + 1) * per_block]) for k in range(options.blocks)]
+    device = resolve_device(train.device)
+    pairs = selection_pairs(dataset, train, options, device)
+    table_order = block_paths(per_block)
+    losses = []
+    for block in range(options.blocks):
+        state = load_checkpoint(run.path(SUPERNET) / f"block{block}" / CHECKPOINT_DIR / LAST)
+        supernet = NASRSupernet(train.model, dataset.n_items, options.layers).to(device)
+        supernet.load_state_dict(state["model"])
+        objective = block_objective(supernet, options, block, paths[:block]).to(device)
+        objective.load_state_dict(state["objective"])
+        losses.append(float(score_paths(supernet, objective, per_block, pairs)[table_order.index(paths[block])]))
+    return losses
+
+
 # -- the search ------------------------------------------------------------------------------------
 def search(train: TrainConfig, options: NASRConfig, dataset, resume: bool = False, overwrite: bool = False,
            log=None) -> SearchResult:
