@@ -352,10 +352,13 @@ class Trainer:
         self.architecture_optimizer.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------------------- training
+    def _tensor(self, array) -> Tensor:
+        return torch.from_numpy(np.asarray(array)).to(self.device, non_blocking=True).long()
+
     def _batch_tensors(self, batch: dict) -> tuple[Tensor, Tensor, Tensor | None]:
-        to = lambda array: torch.from_numpy(np.asarray(array)).to(self.device, non_blocking=True).long()
         negatives = batch.get("negatives")
-        return to(batch["inputs"]), to(batch["targets"]), None if negatives is None else to(negatives)
+        return (self._tensor(batch["inputs"]), self._tensor(batch["targets"]),
+                None if negatives is None else self._tensor(negatives))
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -374,8 +377,7 @@ class Trainer:
             batch = next(batches)
             self.callbacks.before_batch(epoch, index)
             inputs, targets, negatives = self._batch_tensors(batch)
-            views = batch.get("views")
-            views = None if views is None else torch.from_numpy(np.asarray(views)).to(self.device).long()
+            views = None if "views" not in batch else self._tensor(batch["views"])
             n_targets = np.count_nonzero(batch["targets"])
             with self._autocast():
                 loss = self.train_module(inputs, targets, negatives, views)

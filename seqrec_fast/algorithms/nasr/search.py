@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,9 +113,13 @@ def sampled_paths(options: NASRConfig, seed: int, block: int, epoch: int, index:
     return [tuple(int(op) for op in row) for row in draws]
 
 
+def block_dir(run: SearchRun, block: int) -> Path:
+    return run.path(SUPERNET) / f"block{block}"
+
+
 def block_config(train: TrainConfig, options: NASRConfig, run: SearchRun, block: int) -> TrainConfig:
     config = copy.deepcopy(train)
-    config.out = str(run.path(SUPERNET) / f"block{block}")
+    config.out = str(block_dir(run, block))
     config.epochs = options.block_epochs
     config.window = SUPERNET_WINDOW
     config.batch_size = options.supernet_batch * config.loader_stride()
@@ -127,12 +132,12 @@ def train_block(run: SearchRun, train: TrainConfig, options: NASRConfig, dataset
                 chosen: list[tuple[int, ...]], log) -> dict[str, Any]:
     """Trains (or finishes) block ``block``'s supernet; its last checkpoint's state."""
     config = block_config(train, options, run, block)
-    checkpoint = run.path(SUPERNET) / f"block{block}" / CHECKPOINT_DIR / LAST
+    checkpoint = block_dir(run, block) / CHECKPOINT_DIR / LAST
     done = load_checkpoint(checkpoint)["progress"]["epoch"] if checkpoint.is_file() else 0
     if done < (1 if config.fast_dev_run else config.epochs):
         start = None
         if block > 0:
-            start = load_checkpoint(run.path(SUPERNET) / f"block{block - 1}" / CHECKPOINT_DIR / LAST)["model"]
+            start = load_checkpoint(block_dir(run, block - 1) / CHECKPOINT_DIR / LAST)["model"]
         log(f"NASR block {block + 1}/{options.blocks}: {options.block_epochs} epochs of the supernet, "
             f"{options.paths} paths per step")
         Trainer(config, dataset, resume=checkpoint.is_file(), log=log,
@@ -150,6 +155,17 @@ def selection_pairs(dataset, train: TrainConfig, options: NASRConfig, device) ->
     return [torch.from_numpy(np.asarray(batch["views"])).long().to(device) for batch in loader.epoch(0)]
 
 
+def trained_block(train: TrainConfig, options: NASRConfig, dataset, block: int, chosen: list[tuple[int, ...]],
+                  state: dict[str, Any], device) -> tuple[NASRSupernet, BlockObjective]:
+    """Block ``block``'s supernet and objective as its training left them (``state``: its last
+    checkpoint), with ``chosen`` as the earlier blocks' paths."""
+    supernet = NASRSupernet(train.model, dataset.n_items, options.layers).to(device)
+    supernet.load_state_dict(state["model"])
+    objective = block_objective(supernet, options, block, chosen).to(device)
+    objective.load_state_dict(state["objective"])
+    return supernet, objective
+
+
 def select_block(run: SearchRun, train: TrainConfig, options: NASRConfig, dataset, block: int,
                  chosen: list[tuple[int, ...]], state: dict[str, Any], log) -> dict[str, Any]:
     """Scores every path of the block and records the table; the finished table is read back."""
@@ -158,10 +174,7 @@ def select_block(run: SearchRun, train: TrainConfig, options: NASRConfig, datase
         return json.loads(table_path.read_text())
     started = time.perf_counter()
     device = resolve_device(train.device)
-    supernet = NASRSupernet(train.model, dataset.n_items, options.layers).to(device)
-    supernet.load_state_dict(state["model"])
-    objective = block_objective(supernet, options, block, chosen).to(device)
-    objective.load_state_dict(state["objective"])
+    supernet, objective = trained_block(train, options, dataset, block, chosen, state, device)
     paths = block_paths(options.layers_per_block)
     losses = score_paths(supernet, objective, options.layers_per_block, selection_pairs(dataset, train, options, device))
     best = int(np.argmin(losses))
@@ -188,11 +201,8 @@ def proxy_losses(run_dir, dataset, layers: list[str]) -> list[float]:
     table_order = block_paths(per_block)
     losses = []
     for block in range(options.blocks):
-        state = load_checkpoint(run.path(SUPERNET) / f"block{block}" / CHECKPOINT_DIR / LAST)
-        supernet = NASRSupernet(train.model, dataset.n_items, options.layers).to(device)
-        supernet.load_state_dict(state["model"])
-        objective = block_objective(supernet, options, block, paths[:block]).to(device)
-        objective.load_state_dict(state["objective"])
+        state = load_checkpoint(block_dir(run, block) / CHECKPOINT_DIR / LAST)
+        supernet, objective = trained_block(train, options, dataset, block, paths[:block], state, device)
         losses.append(float(score_paths(supernet, objective, per_block, pairs)[table_order.index(paths[block])]))
     return losses
 
@@ -217,7 +227,7 @@ def _search(run: SearchRun, train: TrainConfig, options: NASRConfig, dataset, lo
             tables.append(table)
             chosen.append(op_indices(table["chosen"]))
         layers = [name for table in tables for name in table["chosen"]]
-        plot_block_losses(run, [run.path(SUPERNET) / f"block{k}" / "metrics.jsonl" for k in range(options.blocks)],
+        plot_block_losses(run, [block_dir(run, k) / "metrics.jsonl" for k in range(options.blocks)],
                           tables)
     else:
         layers = list(parse_layers(options.architecture, options.layers))
@@ -231,7 +241,7 @@ def _search(run: SearchRun, train: TrainConfig, options: NASRConfig, dataset, lo
                                   "selection_s": t["selection_s"]} for t in tables]},
         fitness=-float(sum(t["chosen_loss"] for t in tables)), metric="minus the summed selection loss",
         evaluations=sum(len(t["paths"]) for t in tables),
-        supernet_checkpoint=str((run.path(SUPERNET) / f"block{options.blocks - 1}" / CHECKPOINT_DIR / LAST)
+        supernet_checkpoint=str((block_dir(run, options.blocks - 1) / CHECKPOINT_DIR / LAST)
                                 .relative_to(run.root)) if tables else "",
         warmup_s=round(train_s, 3), search_s=round(train_s + selection_s, 3), run_dir=str(run.root))
     run.write_result(result)
