@@ -6,6 +6,7 @@ position in the data)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..models import SequentialRecommender
+from ..models import SequentialRecommender, resolve_defaults
 from . import distributed
 from .callbacks import TrainerCallbacks
 from .checkpoint import atomic_write_bytes, atomic_write_text, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -147,6 +148,8 @@ class Trainer:
 
         Searches extend training through ``callbacks`` (:mod:`.callbacks`)."""
         started_at = time.perf_counter() if started_at is None else started_at
+        # Resolved here, so that the run's config.yaml reads back whoever built the configuration.
+        config = dataclasses.replace(config, model=resolve_defaults(config.model))
         self.config = config
         self.dataset = dataset
         self.run_dir = Path(config.out)

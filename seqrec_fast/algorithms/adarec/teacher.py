@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from ...models import ModelConfig, SequentialRecommender
-from ...models.registry import resolve_defaults
 from ...train.config import TrainConfig
 from .options import TEACHERS
 
@@ -33,8 +32,7 @@ def teacher_train_config(train: TrainConfig, name: str, out: Path, epochs: int =
     ``epochs`` (0: the search's epoch budget)."""
     config = copy.deepcopy(train)
     config.epochs = epochs or train.epochs
-    # Resolved, so that the run's stored configuration reads back (an unset field is refused there).
-    config.model = resolve_defaults(ModelConfig(name=name, max_len=train.model.max_len, **TEACHER_SIZES[name]))
+    config.model = ModelConfig(name=name, max_len=train.model.max_len, **TEACHER_SIZES[name])
     config.window = ""
     config.loss = ""
     config.out = str(out)
