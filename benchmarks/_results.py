@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import platform
 import shlex
 import subprocess
@@ -52,3 +53,16 @@ def machine(**extra) -> dict:
 def write_result(path: Path, payload: dict) -> None:
     """Writes ``payload`` as indented JSON; a reader never sees half a file."""
     atomic_write_json(path, payload)
+
+
+def mean_sd(rows: list[dict], skip: tuple[str, ...] = ("seed",)) -> dict[str, dict[str, float]]:
+    """Mean, standard deviation and count over ``rows`` of every numeric field any row has (a
+    field some rows lack, such as a retrained-only metric, over the rows that have it)."""
+    keys = dict.fromkeys(k for r in rows for k, v in r.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in skip)
+    out = {}
+    for key in keys:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "n": len(values)}
+    return out

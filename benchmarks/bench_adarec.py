@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import CLI, RESULTS, machine, run_json, write_result
+from _results import CLI, RESULTS, machine, mean_sd, run_json, write_result
 
 # A causal TCN-like cell: dilations grow along the DAG, every edge a kernel-3 convolution.
 FIXED_CELL = "conv3_d1,conv3_d2,conv3_d2,conv3_d4,conv3_d4,conv3_d4"
@@ -94,16 +94,6 @@ def model_costs(run_dir: Path, dataset) -> dict:
 def row(kind: str, result: dict, costs: dict, **times) -> dict:
     return {"kind": kind, **{f"test_{m}": result["test"][m] for m in METRICS},
             "valid_ndcg@10": result["valid"]["ndcg@10"], "best_epoch": result.get("best_epoch"), **costs, **times}
-
-
-def summary(rows: list[dict]) -> dict:
-    keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and k != "seed"]
-    out = {}
-    for key in keys:
-        values = [r[key] for r in rows if r.get(key) is not None]
-        if values:
-            out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
-    return out
 
 
 def claims(means: dict) -> dict:
@@ -169,7 +159,7 @@ def main() -> None:
                  "cell": found["architecture"]["cell"]},
             ]
             print(f"{teacher} seed {seed}: cell {found['architecture']['cell']}", file=sys.stderr)
-        means = {kind: summary([r for r in rows if r["kind"] == kind]) for kind in ("teacher", "fixed", "adarec")}
+        means = {kind: mean_sd([r for r in rows if r["kind"] == kind]) for kind in ("teacher", "fixed", "adarec")}
         report["teachers"][teacher] = {"rows": rows, "means": means, "claims": claims(means)}
         print_table(teacher, means)
         print(json.dumps(report["teachers"][teacher]["claims"], indent=2))

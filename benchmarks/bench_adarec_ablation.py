@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-from _results import RESULTS, machine, write_result
+from _results import RESULTS, machine, mean_sd, write_result
 from bench_adarec import METRICS, retrain, search
 
 CHANGES = {"no-emb": ["--no-emb-loss"], "no-hidden": ["--no-hidden-loss"], "no-pred": ["--no-pred-loss"],
@@ -52,18 +51,6 @@ def derived_cost(cell: list[str], width: int, cells: int, n_items: int, length: 
     cost = student_cost(tuple(cell), width, cells, n_items, length)
     return {"normalised_cost": round(sum(per_op[OPS.index(op)] for op in cell), 4), "params": cost.params,
             "multiply_adds": cost.multiply_adds}
-
-
-def summary(rows: list[dict]) -> dict:
-    keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float)) and k != "seed"]
-    keys += [k for r in rows for k in r if k.startswith("test_") and k not in keys]
-    out = {}
-    for key in dict.fromkeys(keys):
-        values = [r[key] for r in rows if r.get(key) is not None]
-        if values:
-            out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        "n": len(values)}
-    return out
 
 
 def beta_claim(means: dict) -> dict | None:
@@ -116,7 +103,7 @@ def main() -> None:
             rows.append(row)
             print(f"{variant} seed {seed}: cost {row['normalised_cost']} cell {','.join(cell)}", flush=True)
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    means = {v: summary([r for r in rows if r["variant"] == v]) for v in variants}
+    means = {v: mean_sd([r for r in rows if r["variant"] == v]) for v in variants}
     report = {"machine": machine(), "data": args.data, "teacher": teacher, "extra": args.extra, "rows": rows,
               "means": means, "beta": beta_claim(means)}
     print(f"\n{'variant':<10} {'cost':>14} {'supernet NDCG@10':>18} {'test NDCG@10':>18}")

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import CLI, RESULTS, machine, run_json, write_result
+from _results import CLI, RESULTS, machine, mean_sd, run_json, write_result
 
-PROTOCOL = ["--hidden-size", "64", "--lr", "1e-3", "--batch-size", "256", "--max-len", "50"]
+BATCH = 256  # targets per step
+PROTOCOL = ["--hidden-size", "64", "--lr", "1e-3", "--batch-size", str(BATCH), "--max-len", "50"]
 PURE = ("tcn12", "tcn14", "trm4", "trm8")
 LAYERS = 16
 METRICS = ("ndcg@10", "ndcg@20", "hr@10", "hr@20")
@@ -99,17 +100,10 @@ def parameters(run_dir: Path) -> int:
 
 
 def row(variant: str, seed: int, result: dict, run_dir: Path, layers: list[str] | None, **extra) -> dict:
-    batch = 256
     return {"variant": variant, "seed": seed, **{f"test_{m}": result["test"][m] for m in METRICS},
             "valid_ndcg@10": result["valid"]["ndcg@10"], "best_epoch": result["best_epoch"],
-            "params": parameters(run_dir), "ms_per_step": round(1000 * batch / result["train_samples_per_s"], 2),
+            "params": parameters(run_dir), "ms_per_step": round(1000 * BATCH / result["train_samples_per_s"], 2),
             "elapsed_s": result["elapsed_s"], "layers": layers, **extra}
-
-
-def summary(rows: list[dict]) -> dict:
-    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k != "seed"]
-    return {k: {"mean": statistics.fmean(r[k] for r in rows),
-                "sd": statistics.stdev(r[k] for r in rows) if len(rows) > 1 else 0.0} for k in keys}
 
 
 def main() -> None:
@@ -150,7 +144,7 @@ def main() -> None:
     groups = {"gru4rec": [r for r in rows if r["variant"] == "gru4rec"], "nasr": [r for r in rows if r["variant"] == "nasr"],
               "random": [r for r in rows if r["variant"] == "random"]}
     groups.update({op: [r for r in rows if r.get("name") == op] for op in PURE})
-    means = {name: summary(group) for name, group in groups.items() if group}
+    means = {name: mean_sd(group) for name, group in groups.items() if group}
     best_pure = max(PURE, key=lambda op: means[op]["test_ndcg@10"]["mean"])
     claims = {"best_pure": best_pure,
               "nasr_beats_best_pure": means["nasr"]["test_ndcg@10"]["mean"] > means[best_pure]["test_ndcg@10"]["mean"],
