@@ -156,6 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
             trainer = Trainer(config, dataset, resume=args.resume, started_at=started)
             main_process = distributed.is_main()
             result = trainer.fit()
+            distributed.barrier()  # no rank leaves the group while a peer still talks to it
         except TrainingDiverged as error:
             print(f"seqrec-fast: training stopped: {error}", file=sys.stderr)
             return 1
@@ -204,6 +205,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         dataset = open_dataset(config.data)
         check_dataset(run_dir, config.data, dataset)
         result = evaluate_checkpoint(config, dataset, checkpoint, splits)
+        distributed.barrier()
         main_process = distributed.is_main()
     finally:
         distributed.teardown()

@@ -21,6 +21,8 @@ def setup(device: torch.device) -> None:
 
 
 def teardown() -> None:
+    """Leaves the process group. Callers meet at a barrier first when the command finished, so
+    that no rank destroys its group while a peer's last collective may still read from it."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
