@@ -43,9 +43,10 @@ class EASRec(Algorithm):
 
     def describe(self, result) -> str:
         found = result.architecture
-        lines = [f"{found['architecture']}: width {found['width']}, inner size {found['inner']}, {found['depth']} "
-                 f"layer(s), gates {found['gates']}; {found['multiply_adds']:,} multiply-adds per sequence, "
-                 f"{found['params']:,} parameters, {found['scoring_ms']:.1f} ms to rank all items for the timed users"]
+        gates = {"two": "two-layer gates", "one": "one-layer gates", "none": "no gates"}[found["gates"]]
+        lines = [f"{found['architecture']}: width {found['width']}, inner size {found['inner']}, depth {found['depth']}, "
+                 f"{gates}; {found['multiply_adds']:,} multiply-adds per sequence, {found['params']:,} parameters, "
+                 f"{found['scoring_ms']:.1f} ms to rank all items for the timed users"]
         for row in found.get("candidates", []):
             lines.append(f"  {row['architecture']:>8}  valid {result.metric} {row['valid'][result.metric]:.4f}  "
                          f"{row['multiply_adds']:>14,} multiply-adds  {row['scoring_ms']:8.1f} ms")

@@ -12,10 +12,12 @@ from .space import Space
 
 
 def plot_architecture_history(run: SearchRun, metrics: Path, space: Space) -> Path:
-    """softmax(alpha) per width and softmax(beta) per depth after each epoch."""
+    """softmax(alpha) per width and softmax(beta) per depth after each epoch, from the uniform
+    start (epoch 0)."""
     plt = pyplot()
     records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    records = [r for r in records if "alpha" in r]
+    start = {"epoch": 0, "alpha": [1 / len(space.keep)] * len(space.keep), "beta": [1 / space.layers] * space.layers}
+    records = [start, *(r for r in records if "alpha" in r)]
     epochs = [r["epoch"] for r in records]
     figure, (widths, depths) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for i, keep in enumerate(space.keep):
