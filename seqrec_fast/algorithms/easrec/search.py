@@ -316,18 +316,14 @@ def retrain(run_dir, dataset, log=None, started_at: float | None = None, overwri
     """Trains the model of RUN_DIR/spec.json (resuming an interrupted retraining, or moving an
     earlier one aside with ``overwrite``), selected on validation, tested once."""
     run = SearchRun(run_dir)
-    chosen: list[ModelSpec] = []
 
     def callbacks(train: TrainConfig) -> RetrainCallbacks:
         result = run.read_result()  # a clear error if the search has not finished
-        spec = ModelSpec.load(run.path(SPEC))
-        chosen.append(spec)
         _, options = load_config(run)
-        inherited = None
-        if options.searched and options.retrain == "inherit":
-            inherited = load_checkpoint(run.root / result.supernet_checkpoint)["model"]
-        return RetrainCallbacks(spec, inherited)
+        inherit = options.searched and options.retrain == "inherit"
+        state = load_checkpoint(run.root / result.supernet_checkpoint)["model"] if inherit else None
+        return RetrainCallbacks(ModelSpec.load(run.path(SPEC)), state)
 
-    result = retrain_search(run.root, dataset, NAME, callbacks, log=log or default_log, started_at=started_at,
-                            overwrite=overwrite, fast_dev_run=fast_dev_run)
-    return {**result, "algorithm": NAME, "architecture": chosen[0].searched}
+    trained = retrain_search(run.root, dataset, NAME, callbacks, log=log or default_log, started_at=started_at,
+                             overwrite=overwrite, fast_dev_run=fast_dev_run)
+    return {**trained, "algorithm": NAME, "architecture": ModelSpec.load(run.path(SPEC)).searched}
