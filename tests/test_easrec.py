@@ -24,7 +24,6 @@ from seqrec_fast.nas.cost import counted
 from seqrec_fast.ops import reference
 from seqrec_fast.options import ConfigError, parse_options
 from seqrec_fast.train.config import build_config
-from seqrec_fast.train.trainer import Trainer
 
 N_ITEMS = 40
 QUIET = ["--no-progress", "--threads", "1"]
@@ -202,42 +201,16 @@ def small_search(out: Path, **search) -> tuple:
     return train, EASRecConfig(**{"search_epochs": 2, "architecture_every": 3, **search})
 
 
-def test_architecture_steps_read_held_out_users_and_weight_steps_the_others(tmp_path, tiny, monkeypatch):
-    seen, phase, trainers = {"weights": set(), "architecture": set()}, ["weights"], []
-    batch_tensors, architecture_step, fit = Trainer._batch_tensors, Trainer._architecture_step, Trainer.fit
-
-    def recording(self, batch):
-        seen[phase[0]].update(batch["users"].tolist())
-        return batch_tensors(self, batch)
-
-    def stepping_architecture(self, index):
-        phase[0] = "architecture"
-        try:
-            return architecture_step(self, index)
-        finally:
-            phase[0] = "weights"
-
-    def fitting(self, *args, **kwargs):
-        trainers.append(self)
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "_batch_tensors", recording)
-    monkeypatch.setattr(Trainer, "_architecture_step", stepping_architecture)
-    monkeypatch.setattr(Trainer, "fit", fitting)
+def test_architecture_steps_read_held_out_users_and_weight_steps_the_others(tmp_path, tiny, stepped_batches):
     train, options = small_search(tmp_path / "run", held_out_users=0.2, search_epochs=1)
     easrec.search(train, options, tiny)
 
     held_out_loader = tiny.train_loader(batch_size=256, max_len=10, window="stride", stride=5, seed=3,
                                         held_out_users=0.2, held_out=True)
     held_out = {u for batch in held_out_loader.epoch(0) for u in batch["users"].tolist()}
-    assert seen["architecture"] and seen["architecture"] <= held_out
-    assert seen["weights"] and not seen["weights"] & held_out
-    search = trainers[-1]
-    architecture = [search.model.alpha, search.model.beta]
-    weight_parameters = {id(p) for group in search.optimizer.param_groups for p in group["params"]}
-    assert not weight_parameters & {id(p) for p in architecture}
-    assert [p for group in search.architecture_optimizer.param_groups for p in group["params"]] == architecture
-    assert all(bool((p.detach() != 0).any()) for p in architecture)  # stepped from their uniform start
+    stepped_batches.assert_architecture_steps_on(held_out, ["alpha", "beta"])
+    search = stepped_batches.trainers[-1].model
+    assert bool(search.alpha.detach().any()) and bool(search.beta.detach().any())  # stepped from the uniform start
     supernet_run = tmp_path / "run" / "supernet"
     assert "test" not in json.loads((supernet_run / "result.json").read_text())
     assert not (supernet_run / "test_ranks.npz").exists()  # only the retraining reads the test split
@@ -275,24 +248,25 @@ def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result
 
     out = tmp_path / "killed"
     train, options = small_search(out)
-    before_batch, score = easrec.SearchCallbacks.before_batch, easrec.score_candidates
+
+    def killed(owner, name: str, replacement, resume: bool) -> None:
+        with monkeypatch.context() as patch:
+            patch.setattr(owner, name, replacement)
+            with pytest.raises(Killed):
+                easrec.search(train, options, tiny, resume=resume)
+
+    before_batch = easrec.SearchCallbacks.before_batch
 
     def die_in_second_epoch(self, epoch, index):
-        if epoch == 1 and index == 1:
+        if (epoch, index) == (1, 1):
             raise Killed
         before_batch(self, epoch, index)
 
-    def die_scoring(*args):
+    def die(*args):
         raise Killed
 
-    monkeypatch.setattr(easrec.SearchCallbacks, "before_batch", die_in_second_epoch)
-    with pytest.raises(Killed):
-        easrec.search(train, options, tiny)
-    monkeypatch.setattr(easrec.SearchCallbacks, "before_batch", before_batch)
-    monkeypatch.setattr(easrec, "score_candidates", die_scoring)
-    with pytest.raises(Killed):
-        easrec.search(train, options, tiny, resume=True)
-    monkeypatch.setattr(easrec, "score_candidates", score)
+    killed(easrec.SearchCallbacks, "before_batch", die_in_second_epoch, resume=False)
+    killed(easrec, "score_candidates", die, resume=True)
     easrec.search(train, options, tiny, resume=True)
     assert result_of(out) == result_of(tmp_path / "straight")
 
@@ -325,24 +299,10 @@ def test_a_fixed_architecture_skips_the_search_and_trains_from_scratch(tmp_path,
 
 
 # ------------------------------------------------------------------------------- the commands
-def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(tmp_path, capsys):
-    out = tmp_path / "search"
-    assert main(["search", "easrec", "--data", "synthetic:tiny", "--out", str(out), "--fast-dev-run", "--json",
-                 *QUIET]) == 0
-    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert found["algorithm"] == "easrec" and len(found["architecture"]["candidates"]) == 12
-    assert main(["retrain", str(out), "--fast-dev-run", "--json"]) == 0
-    retrained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert {"ndcg@10", "hr@10", "mrr@5"} <= set(retrained["test"])
-    assert main(["recommend", str(out), "--out", str(tmp_path / "top.csv")]) == 0
-    assert len((tmp_path / "top.csv").read_text().splitlines()) > 1
-    assert main(["evaluate", str(out / "retrain"), "--json"]) == 0
-    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert evaluated["test"] == pytest.approx(retrained["test"])
-    assert main(["export", str(out), "--out", str(tmp_path / "export"), "--json"]) == 0
-    card = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert card["check"]["max_abs_difference"] <= 1e-5 and card["model"]["algorithm"] == "easrec"
-    assert card["model"]["model"]["hidden_size"] == found["architecture"]["width"]
+def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(commands_on_tiny):
+    found, card = commands_on_tiny("easrec")
+    assert len(found["architecture"]["candidates"]) == 12
+    assert card["model"]["model"]["hidden_size"] == found["architecture"]["width"]  # the derived model, not the supernet
 
 
 def test_bad_widths_depths_gates_architectures_and_budgets_are_refused(tmp_path, tiny, capsys):
