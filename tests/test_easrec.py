@@ -34,6 +34,15 @@ class Killed(Exception):
     pass
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are small: more threads gain nothing, and on a busy machine they spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def model_config(max_len: int = 20) -> ModelConfig:
     return ModelConfig(name="sasrec", hidden_size=SPACE.hidden, inner_size=SPACE.inner, num_layers=SPACE.layers,
                        num_heads=4, max_len=max_len, dropout=0.0, attn_dropout=0.0)

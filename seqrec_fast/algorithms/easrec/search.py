@@ -14,7 +14,7 @@
 
 Everything lands in a :class:`~seqrec_fast.nas.search_run.SearchRun` directory and resumes after
 a kill with the same result: the supernet through the trainer's exact resume, its Gumbel samples
-as functions of (seed, stream, epoch, batch) and its temperature of the step, so they need no
+as functions of (seed, stream, epoch, batch) and its temperature as one of the step, so they need no
 state of their own. A fixed ``--architecture`` skips the supernet and is trained from scratch by
 ``retrain``."""
 
