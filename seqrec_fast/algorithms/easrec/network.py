@@ -111,6 +111,8 @@ class ElasticBlock(nn.Module):
 
 
 class ElasticSASRec(SequentialRecommender):
+    """The supernet (with ``candidates``) or a derived model (without): see the module's docstring."""
+
     objective = "causal"
     causal = True
     # The fields it reads; a search fills them as SASRec's defaults do, with its own depth and 4
@@ -208,15 +210,11 @@ class ElasticSASRec(SequentialRecommender):
         p, q = self.architecture_weights()
         widths = [i for i, used in enumerate((p != 0).tolist()) if used]
         depths = [j for j, used in enumerate((q != 0).tolist()) if used]
-        mixed = None
+        mixed = 0
         for i in widths:
             outputs = self.layer_outputs(inputs, padding, i, depths[-1] + 1)
-            width_mix = None
-            for j in depths:
-                term = q[j] * outputs[j]
-                width_mix = term if width_mix is None else width_mix + term
-            term = F.pad(p[i] * width_mix, (0, self.config.hidden_size - width_mix.shape[-1]))
-            mixed = term if mixed is None else mixed + term
+            width_mix = sum(q[j] * outputs[j] for j in depths)
+            mixed = mixed + F.pad(p[i] * width_mix, (0, self.config.hidden_size - width_mix.shape[-1]))
         return mixed
 
     def output_embedding(self):
