@@ -1,7 +1,10 @@
-"""Shared pytest setup: GPU tests carry the `cuda` marker and are skipped without a device."""
+"""Shared pytest setup: GPU tests carry the `cuda` marker and are skipped without a device; the
+data fixtures; a record of the batches a bilevel search steps on; a search through the commands."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,81 @@ def ml100k_dir() -> Path:
     if not (path / "ml-100k.inter").is_file():
         pytest.skip(f"{path} is not present")
     return path
+
+
+@dataclass
+class SteppedBatches:
+    """The users of every batch the weights and the architecture were stepped on, and the
+    trainers that ran (a search's supernet last)."""
+
+    users: dict[str, set[int]] = field(default_factory=lambda: {"weights": set(), "architecture": set()})
+    trainers: list = field(default_factory=list)
+
+    def assert_architecture_steps_on(self, held_out: set[int], parameters: list[str]) -> None:
+        """Architecture batches hold held-out users only, weight batches none of them; the
+        supernet's architecture ``parameters`` (attribute names) are its architecture optimizer's
+        alone."""
+        assert self.users["architecture"] and self.users["architecture"] <= held_out
+        assert self.users["weights"] and not self.users["weights"] & held_out
+        search = self.trainers[-1]
+        architecture = [getattr(search.model, name) for name in parameters]
+        weights = {id(p) for group in search.optimizer.param_groups for p in group["params"]}
+        assert not weights & {id(p) for p in architecture}
+        assert [p for group in search.architecture_optimizer.param_groups for p in group["params"]] == architecture
+
+
+@pytest.fixture
+def stepped_batches(monkeypatch) -> SteppedBatches:
+    """Records the batches of the trainers the test runs (see :class:`SteppedBatches`)."""
+    from seqrec_fast.train.trainer import Trainer
+
+    record, phase = SteppedBatches(), ["weights"]
+    batch_tensors, architecture_step, fit = Trainer._batch_tensors, Trainer._architecture_step, Trainer.fit
+
+    def recording(self, batch):
+        record.users[phase[0]].update(batch["users"].tolist())
+        return batch_tensors(self, batch)
+
+    def stepping_architecture(self, index):
+        phase[0] = "architecture"
+        try:
+            return architecture_step(self, index)
+        finally:
+            phase[0] = "weights"
+
+    def fitting(self, *args, **kwargs):
+        record.trainers.append(self)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_batch_tensors", recording)
+    monkeypatch.setattr(Trainer, "_architecture_step", stepping_architecture)
+    monkeypatch.setattr(Trainer, "fit", fitting)
+    return record
+
+
+@pytest.fixture
+def commands_on_tiny(tmp_path, capsys):
+    """``run(algorithm)``: `seqrec-fast search ALGORITHM --fast-dev-run` on the tiny preset, then
+    retrain, recommend, evaluate (of the retraining's directory) and export, each checked; returns
+    the search's JSON and the export's model card."""
+    from seqrec_fast.cli import main
+
+    def command(*args: str) -> dict:
+        assert main(list(args)) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    def run(algorithm: str) -> tuple[dict, dict]:
+        out = tmp_path / "search"
+        found = command("search", algorithm, "--data", "synthetic:tiny", "--out", str(out), "--fast-dev-run", "--json",
+                        "--no-progress", "--threads", "1")
+        assert found["algorithm"] == algorithm
+        retrained = command("retrain", str(out), "--fast-dev-run", "--json")
+        assert {"ndcg@10", "hr@10", "mrr@5"} <= set(retrained["test"])
+        assert main(["recommend", str(out), "--out", str(tmp_path / "top.csv")]) == 0
+        assert len((tmp_path / "top.csv").read_text().splitlines()) > 1
+        assert command("evaluate", str(out / "retrain"), "--json")["test"] == pytest.approx(retrained["test"])
+        card = command("export", str(out), "--out", str(tmp_path / "export"), "--json")
+        assert card["check"]["max_abs_difference"] <= 1e-5 and card["model"]["algorithm"] == algorithm
+        return found, card
+
+    return run

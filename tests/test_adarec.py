@@ -188,41 +188,14 @@ def small_search(out: Path, teacher: str, **search):
 
 
 def test_architecture_steps_read_held_out_users_and_weight_steps_the_others(tmp_path, tiny, teacher_runs,
-                                                                           monkeypatch):
-    seen, phase, trainers = {"weights": set(), "architecture": set()}, ["weights"], []
-    batch_tensors, architecture_step, fit = Trainer._batch_tensors, Trainer._architecture_step, Trainer.fit
-
-    def recording(self, batch):
-        seen[phase[0]].update(batch["users"].tolist())
-        return batch_tensors(self, batch)
-
-    def stepping_architecture(self, index):
-        phase[0] = "architecture"
-        try:
-            return architecture_step(self, index)
-        finally:
-            phase[0] = "weights"
-
-    def fitting(self, *args, **kwargs):
-        trainers.append(self)
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "_batch_tensors", recording)
-    monkeypatch.setattr(Trainer, "_architecture_step", stepping_architecture)
-    monkeypatch.setattr(Trainer, "fit", fitting)
+                                                                           stepped_batches):
     train, options = small_search(tmp_path / "run", str(teacher_runs["sasrec"]), held_out_users=0.2)
     adarec.search(train, options, tiny)
 
     held_out_loader = tiny.train_loader(batch_size=512, max_len=10, window="sliding", seed=3, held_out_users=0.2,
                                         held_out=True)
     held_out = {u for batch in held_out_loader.epoch(0) for u in batch["users"].tolist()}
-    assert seen["architecture"] and seen["architecture"] <= held_out
-    assert seen["weights"] and not seen["weights"] & held_out
-    supernet = trainers[-1]
-    alpha = supernet.model.alpha
-    weight_parameters = {id(p) for group in supernet.optimizer.param_groups for p in group["params"]}
-    assert id(alpha) not in weight_parameters
-    assert [p for group in supernet.architecture_optimizer.param_groups for p in group["params"]] == [alpha]
+    stepped_batches.assert_architecture_steps_on(held_out, ["alpha"])
 
 
 def result_of(out: Path) -> tuple:
@@ -288,20 +261,9 @@ def test_fixed_cell_and_finetuning(tmp_path, tiny, teacher_runs):
 
 
 # ------------------------------------------------------------------------------- the commands
-def test_search_retrain_recommend_and_export_commands_on_the_tiny_preset(tmp_path, capsys):
-    out = tmp_path / "search"
-    assert main(["search", "adarec", "--data", "synthetic:tiny", "--out", str(out), "--fast-dev-run", "--json",
-                 *QUIET]) == 0
-    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert found["algorithm"] == "adarec" and found["architecture"]["width"] == 64  # NextItNet's 256 / 4
-    assert main(["retrain", str(out), "--fast-dev-run", "--json"]) == 0
-    retrained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert {"ndcg@10", "hr@10", "mrr@5"} <= set(retrained["test"])
-    assert main(["recommend", str(out), "--out", str(tmp_path / "top.csv")]) == 0
-    assert len((tmp_path / "top.csv").read_text().splitlines()) > 1
-    assert main(["export", str(out), "--out", str(tmp_path / "export"), "--json"]) == 0
-    card = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert card["check"]["max_abs_difference"] <= 1e-5 and card["model"]["algorithm"] == "adarec"
+def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(commands_on_tiny):
+    found, _ = commands_on_tiny("adarec")
+    assert found["architecture"]["width"] == 64  # NextItNet's 256 / 4
 
 
 def test_bad_teachers_and_loss_weights_are_refused(tmp_path, tiny, teacher_runs, capsys):

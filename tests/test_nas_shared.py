@@ -10,7 +10,7 @@ import torch
 
 from seqrec_fast.models.layers import TransformerBlock, attention_mask
 from seqrec_fast.nas import cost
-from seqrec_fast.nas.relaxations import TemperatureSchedule, gumbel_softmax, mix, softmax
+from seqrec_fast.nas.relaxations import TemperatureSchedule, gumbel_softmax, keyed_generator, mix, softmax
 
 
 def test_softmax_weights_sum_to_one_and_sharpen_with_temperature():
@@ -26,6 +26,13 @@ def test_gumbel_softmax_is_a_function_of_its_generator():
     draw = lambda: gumbel_softmax(alpha, 0.5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(draw(), draw())
     assert torch.allclose(draw().sum(-1), torch.ones(4))
+
+
+def test_a_keyed_generator_draws_by_its_key_alone():
+    draw = lambda *key: torch.rand(4, generator=keyed_generator(torch.device("cpu"), *key))
+    torch.rand(3)  # the global generator plays no part
+    assert torch.equal(draw(7, 0, 2, 5), draw(7, 0, 2, 5))
+    assert not torch.equal(draw(7, 0, 2, 5), draw(7, 1, 2, 5)) and not torch.equal(draw(7, 0, 2, 5), draw(7, 0, 5, 2))
 
 
 def test_hard_gumbel_is_one_hot_forward_with_the_soft_gradient():

@@ -306,20 +306,9 @@ def test_a_fixed_hybrid_skips_the_search(tmp_path, tiny):
 
 
 # ------------------------------------------------------------------------------- the commands
-def test_search_retrain_recommend_and_export_commands_on_the_tiny_preset(tmp_path, capsys):
-    out = tmp_path / "search"
-    assert main(["search", "nasr", "--data", "synthetic:tiny", "--out", str(out), "--fast-dev-run", "--json",
-                 *QUIET]) == 0
-    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert found["algorithm"] == "nasr" and len(found["architecture"]["layers"]) == 16
-    assert main(["retrain", str(out), "--fast-dev-run", "--json"]) == 0
-    retrained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert {"ndcg@10", "ndcg@20", "hr@10", "hr@20"} <= set(retrained["test"])
-    assert main(["recommend", str(out), "--out", str(tmp_path / "top.csv")]) == 0
-    assert len((tmp_path / "top.csv").read_text().splitlines()) > 1
-    assert main(["export", str(out), "--out", str(tmp_path / "export"), "--json"]) == 0
-    card = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert card["check"]["max_abs_difference"] <= 1e-5 and card["model"]["algorithm"] == "nasr"
+def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(commands_on_tiny):
+    found, _ = commands_on_tiny("nasr")
+    assert len(found["architecture"]["layers"]) == 16
 
 
 def test_bad_ops_depths_and_held_out_shares_are_refused(tmp_path, capsys):

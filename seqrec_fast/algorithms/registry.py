@@ -11,6 +11,7 @@ BUILT_IN: dict[str, str] = {
     "adt": "seqrec_fast.algorithms.adt",
     "adarec": "seqrec_fast.algorithms.adarec",
     "nasr": "seqrec_fast.algorithms.nasr",
+    "easrec": "seqrec_fast.algorithms.easrec",
 }
 _REGISTERED: dict[str, Algorithm] = {}
 

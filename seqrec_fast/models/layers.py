@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import Dropout  # the native one-pass dropout; re-exported for the backbones
+from ..ops import Dropout, SlicedLinear  # Dropout: the native one-pass dropout, re-exported for the backbones
 from ..ops.modules import attention, attention_mask
 
 
@@ -133,14 +133,15 @@ class ItemPositionEmbedding(nn.Module):
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """Truncated-free normal(0, std) init for linear and embedding weights, as in the reference
-    SASRec/BERT4Rec code; LayerNorm at identity. Apply with ``model.apply(init_weights)``."""
-    if isinstance(module, (nn.Linear, nn.Embedding, nn.Conv1d)):
+    """Truncated-free normal(0, std) init for linear (weight-sliced ones too) and embedding
+    weights, as in the reference SASRec/BERT4Rec code; LayerNorm at identity. Apply with
+    ``model.apply(init_weights)``."""
+    if isinstance(module, (nn.Linear, SlicedLinear, nn.Embedding, nn.Conv1d)):
         nn.init.normal_(module.weight, std=std)
         if isinstance(module, nn.Embedding) and module.padding_idx is not None:
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
-    if isinstance(module, (nn.Linear, nn.Conv1d)) and module.bias is not None:
+    if isinstance(module, (nn.Linear, SlicedLinear, nn.Conv1d)) and module.bias is not None:
         nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)

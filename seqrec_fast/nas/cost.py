@@ -37,10 +37,42 @@ def self_attention(hidden: int, length: int) -> Cost:
     return linear(hidden, 3 * hidden, length) + linear(hidden, hidden, length) + Cost(0, 2 * length * length * hidden)
 
 
+def linear_self_attention(hidden: int, heads: int, length: int) -> Cost:
+    """Q, K, V and output projections, and causal linear attention (ops.linear_attention): each
+    head of width d_h = hidden / heads keeps a d_h x d_h state that every key and value update
+    and every query reads, 2 d_h^2 multiply-adds per position and head (2 L hidden^2 / heads)."""
+    head = hidden // heads
+    attention = Cost(0, 2 * length * heads * head * head)
+    return linear(hidden, 3 * hidden, length) + linear(hidden, hidden, length) + attention
+
+
+def feed_forward(hidden: int, inner: int, length: int) -> Cost:
+    return linear(hidden, inner, length) + linear(inner, hidden, length)
+
+
+def data_aware_gates(hidden: int, inner: int, length: int, layers: int) -> Cost:
+    """EASRec's two gates of a block (Eqs. 6-7), both read from the hidden-wide embedding: one
+    scales the feed-forward's input (hidden wide), the other its inner activation (inner wide).
+    ``layers`` 2: Linear(hidden, hidden) -> ReLU -> Linear(hidden, out); 1: Linear(hidden, out);
+    0: no gates."""
+    if layers not in (0, 1, 2):
+        raise ValueError(f"data-aware gates have 0, 1 or 2 layers, got {layers}")
+    if layers == 0:
+        return Cost(0, 0)
+    first_layers = linear(hidden, hidden, length) * 2 if layers == 2 else Cost(0, 0)  # one per gate
+    return first_layers + linear(hidden, hidden, length) + linear(hidden, inner, length)
+
+
 def transformer_block(hidden: int, inner: int, length: int) -> Cost:
     """Attention and a two-layer feed-forward, each with its LayerNorm (models.layers.TransformerBlock)."""
-    feed_forward = linear(hidden, inner, length) + linear(inner, hidden, length)
-    return self_attention(hidden, length) + feed_forward + layer_norm(hidden) * 2
+    return self_attention(hidden, length) + feed_forward(hidden, inner, length) + layer_norm(hidden) * 2
+
+
+def linear_transformer_block(hidden: int, inner: int, heads: int, length: int, gate_layers: int = 0) -> Cost:
+    """A post-LN block with linear attention, a two-layer feed-forward and EASRec's data-aware
+    gates of ``gate_layers`` layers (0: none)."""
+    return (linear_self_attention(hidden, heads, length) + feed_forward(hidden, inner, length)
+            + layer_norm(hidden) * 2 + data_aware_gates(hidden, inner, length, gate_layers))
 
 
 def transformer(num_layers: int, hidden: int, inner: int, length: int) -> Cost:

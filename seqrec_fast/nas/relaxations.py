@@ -4,6 +4,8 @@ operations): weights over the candidates from architecture logits ``alpha`` [...
     softmax(alpha, temperature)                  DARTS: every candidate, weighted
     gumbel_softmax(alpha, temperature, hard)     a sample: soft weights, or (hard) a one-hot
                                                  forward with the soft weights' gradient
+    keyed_generator(device, *key)                the generator of one draw, seeded by where it
+                                                 happens (seed, stream, epoch, batch)
     TemperatureSchedule                          temperature annealed over training steps
     mix(weights, outputs)                        the weighted sum of the candidates' outputs
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,6 +41,20 @@ def gumbel_softmax(alpha: Tensor, temperature: float, hard: bool = False,
         return soft
     one_hot = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
     return one_hot - soft.detach() + soft
+
+
+# The key after a search's seed in a bilevel search: the weight steps' samples and the
+# architecture steps' are separate streams.
+WEIGHT_STREAM, ARCHITECTURE_STREAM = 0, 1
+
+
+def keyed_generator(device: torch.device, *key: int) -> torch.Generator:
+    """A generator seeded by the non-negative integers ``key`` (a search's seed, a stream, an
+    epoch, a batch): a search's samples are then functions of where they are drawn, and a search
+    resumed after a kill draws what the uninterrupted one drew, with no state of its own."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1))
+    return generator
 
 
 def mix(weights: Tensor, outputs: list[Tensor]) -> Tensor:

@@ -19,7 +19,7 @@ import numpy as np
 from ..train.config import TrainConfig, set_option, to_yaml, validate
 from ..train.run_dir import DISPLAY_ONLY, check_dataset, claim, move_aside, pin_dataset
 from .evolution import DifferentialEvolution
-from .search_run import RETRAIN, SearchRun
+from .search_run import RETRAIN, SPEC, SearchRun
 
 
 def default_log(message: str) -> None:
@@ -116,8 +116,10 @@ def retrain_search(run_dir, dataset, algorithm: str, callbacks: Callable[[TrainC
     """Trains a finished search's model from scratch into RUN_DIR/retrain (resuming an
     interrupted retraining, or moving an earlier one aside with ``overwrite``), with model
     selection on validation and one test evaluation (``fast_dev_run``: a few batches of each);
-    ``callbacks(train)`` gives the trainer's callbacks (train.callbacks), which build the model.
-    Holds the search's lock."""
+    ``callbacks(train)`` gives the trainer's callbacks (train.callbacks), which build the model
+    of RUN_DIR/spec.json, and the retraining's configuration names that model's. Holds the
+    search's lock."""
+    from ..models import ModelSpec
     from ..train.report import plot_training_curve
     from ..train.trainer import CHECKPOINT_DIR, LAST, METRICS, Trainer
 
@@ -131,6 +133,7 @@ def retrain_search(run_dir, dataset, algorithm: str, callbacks: Callable[[TrainC
             log(f"moved the earlier {retrain_dir} aside to {move_aside(retrain_dir)}")
         config = copy.deepcopy(train)
         config.out = str(retrain_dir)
+        config.model = ModelSpec.load(run.path(SPEC)).model
         config.fast_dev_run = config.fast_dev_run or fast_dev_run
         resume = (retrain_dir / CHECKPOINT_DIR / LAST).is_file()
         trainer = Trainer(config, dataset, resume=resume, log=log, started_at=started_at,

@@ -47,6 +47,15 @@ def _finished(training_dir: Path, resume_with: str) -> None:
         raise ValueError(f"{training_dir / CHECKPOINTS / BEST}: the finished run's best checkpoint is missing")
 
 
+def search_spec(training_dir: str | Path) -> Path | None:
+    """RUN_DIR/spec.json when ``training_dir`` is a search's retraining (RUN_DIR/retrain): the
+    model it trained, which its config.yaml names by backbone configuration only."""
+    training_dir = Path(training_dir)
+    if training_dir.name == RETRAIN and run_kind(training_dir.parent) == "search":
+        return training_dir.parent / SPEC
+    return None
+
+
 def locate(run_dir: str | Path) -> TrainedRun:
     """The finished model of a training or search run directory (or a search's retrain/)."""
     root = Path(run_dir)

@@ -18,6 +18,9 @@ configured backbone alone. The trainer calls, in this order:
                                    forward computed (the model's own loss terms, or ADT's
                                    objectives) and is trained, checkpointed and resumed with the
                                    model
+    schedule(epochs, steps)        once, when the loaders are built: the run's epochs and optimizer
+                                   steps per epoch (a fast dev run's, too), for schedules over
+                                   the whole run (EASRec's temperature)
     before_batch(epoch, index)     before every training batch (a warm-up's random candidate)
     loss_weight()                  once: the weight of the backbone's own loss (AdaRec's 1 - gamma)
     architecture(model)            once: an :class:`ArchitectureStep` (or None), an optimizer over
@@ -34,9 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor, nn
+if TYPE_CHECKING:  # torch-free at import: the algorithms' options read ARCHITECTURE_SOURCES for --help
+    from torch import Tensor, nn
 
 ARCHITECTURE_SOURCES = ("held_out", "valid")
 
@@ -83,6 +87,9 @@ class TrainerCallbacks:
 
     def auxiliary(self, model: nn.Module) -> nn.Module | None:
         return None
+
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        pass
 
     def before_batch(self, epoch: int, index: int) -> None:
         pass

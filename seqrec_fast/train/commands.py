@@ -185,6 +185,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .data_source import absolute_spec, open_dataset
     from .report import metrics_table
     from .run_dir import check_dataset, run_kind
+    from ..models import ModelSpec
+    from ..serving.trained_run import search_spec
     from .evaluation import evaluate_checkpoint
     from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST
 
@@ -204,7 +206,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         dataset = open_dataset(config.data)
         check_dataset(run_dir, config.data, dataset)
-        result = evaluate_checkpoint(config, dataset, checkpoint, splits)
+        spec_path = search_spec(run_dir)  # a search's retrain/ trained the model of the search's spec
+        spec = ModelSpec.load(spec_path) if spec_path else None
+        result = evaluate_checkpoint(config, dataset, checkpoint, splits, spec)
         distributed.barrier()
         main_process = distributed.is_main()
     finally:

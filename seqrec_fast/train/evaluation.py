@@ -139,11 +139,13 @@ def load_trained_model(spec: ModelConfig | ModelSpec, checkpoint: Path, n_items:
     return model
 
 
-def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test")) -> dict[str, Any]:
-    """Load a run's weights and evaluate them (under torchrun too)."""
+def evaluate_checkpoint(config: TrainConfig, dataset, checkpoint: Path, splits=("valid", "test"),
+                        spec: ModelSpec | None = None) -> dict[str, Any]:
+    """Load a run's weights and evaluate them (under torchrun too); ``spec``: the searched model
+    the weights belong to, when the configuration's backbone is not it."""
     device = distributed.resolve_device(config.device)
     distributed.setup(device)
-    model = load_trained_model(config.model, checkpoint, dataset.n_items).to(device)
+    model = load_trained_model(spec or config.model, checkpoint, dataset.n_items).to(device)
     metrics = {split: evaluate_split(model, dataset, config, split, device) for split in splits}
     return {"model": config.model.name, "checkpoint": str(checkpoint),
             "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler), **metrics}

@@ -204,6 +204,7 @@ class Trainer:
         self.epochs = config.epochs
         if config.fast_dev_run:
             self.epochs, self.steps_per_epoch = 1, min(self.steps_per_epoch, FAST_DEV_BATCHES)
+        self.callbacks.schedule(self.epochs, self.steps_per_epoch)
         self.optimizer = make_optimizer(self.step_module, config,
                                         exclude=self.architecture.parameters if self.architecture else ())
         self._weights = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -427,11 +428,13 @@ class Trainer:
                 handle, users=users, greater=counts.greater, ties=counts.ties, n_negatives=counts.n_negatives))
         return summarise(counts, ties=self.config.ties)
 
-    def fit(self, select: bool = True) -> dict[str, Any]:
+    def fit(self, select: bool = True, test: bool = True) -> dict[str, Any]:
         """Train until the epoch budget or early stopping, then test the best weights once.
 
         ``select=False`` trains for the whole epoch budget without validation, model selection
-        or test (a supernet's warm-up): the result is the last weights."""
+        or test (a supernet's warm-up): the result is the last weights. ``test=False`` selects
+        on validation as usual and leaves the test split unread (a supernet whose selected
+        weights a search derives its model from, which is tested after retraining)."""
         config, p = self.config, self.progress
         while p.epoch < self.epochs and not p.stopped:
             epoch_started = time.perf_counter()
@@ -465,20 +468,19 @@ class Trainer:
         if not select:
             return {"epochs_run": p.epoch, "elapsed_s": round(p.elapsed_s, 3),
                     "train_samples_per_s": round(p.samples / p.train_s, 1) if p.train_s else 0.0}
-        return self._finish()
+        return self._finish(test)
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self, test: bool) -> dict[str, Any]:
         config, p = self.config, self.progress
         best = load_checkpoint(self.run_dir / CHECKPOINT_DIR / BEST) if distributed.is_main() else None
         best_model = distributed.broadcast_object(best["model"] if best is not None else None)
         self.eval_model.load_state_dict(best_model)
-        test = self._test()
         result = {
             "model": config.model.name,
             "loss": config.resolved_loss(),
             "protocol": protocol_label(config.filter_history, config.eval_negatives, config.eval_sampler),
             "valid": p.best_valid,
-            "test": test,
+            **({"test": self._test()} if test else {}),
             "best_epoch": p.best_epoch,
             "epochs_run": p.epoch,
             "stopped": p.stopped or "epoch budget reached",

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, Check, option, to_dict
+from ...train.callbacks import ARCHITECTURE_SOURCES
 from .space import EDGES, OPS
 
 TEACHERS = ("nextitnet", "sasrec")  # or the directory of a trained run of one of them
-ARCHITECTURE_SOURCES = ("held_out", "valid")
 RETRAIN_MODES = ("kd", "finetune")
 # The paper's architecture learning rate, 2e-5, is tuned for about this many steps: Adam moves a
 # parameter by about lr per step, so lr x steps is what a scaled rate keeps.

@@ -24,11 +24,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ...models import ModelConfig, ModelSpec
 from ...models.registry import resolve_defaults
+from ...nas.relaxations import ARCHITECTURE_STREAM, WEIGHT_STREAM, keyed_generator
 from ...nas.search_loop import default_log, load_search_config, open_search, retrain_search
 from ...nas.search_run import SPEC, SUPERNET, SearchResult, SearchRun
 from ...options import parse_options
@@ -136,17 +136,6 @@ def build_student(spec: ModelSpec, n_items: int) -> AdaRecStudent:
     return AdaRecStudent(spec.model, n_items, parse_architecture(",".join(cell)))
 
 
-def _generator(device: torch.device, *key: int) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0] >> 1))
-    return generator
-
-
-# The first key of a sample's seed: the weight steps' samples and the architecture steps' are
-# separate streams.
-WEIGHT_STREAM, ARCHITECTURE_STREAM = 0, 1
-
-
 class SearchCallbacks(TrainerCallbacks):
     """The supernet's training: weights on training batches under a sampled architecture, the
     architecture on held-out batches under every op."""
@@ -174,8 +163,8 @@ class SearchCallbacks(TrainerCallbacks):
         self.epoch = epoch
         self.model.mixed = False
         with torch.no_grad():
-            self.model.sample(self.options.temperature_at(epoch), _generator(self.model.alpha.device, self.seed,
-                                                                             WEIGHT_STREAM, epoch, index))
+            self.model.sample(self.options.temperature_at(epoch),
+                              keyed_generator(self.model.alpha.device, self.seed, WEIGHT_STREAM, epoch, index))
 
     def architecture(self, model: AdaRecStudent) -> ArchitectureStep:
         options = self.options
@@ -192,7 +181,7 @@ class SearchCallbacks(TrainerCallbacks):
     def architecture_loss(self, train_step, inputs, targets, negatives, index: int) -> torch.Tensor:
         model = self.model
         model.sample(self.options.temperature_at(self.epoch),
-                     _generator(model.alpha.device, self.seed, ARCHITECTURE_STREAM, index))
+                     keyed_generator(model.alpha.device, self.seed, ARCHITECTURE_STREAM, index))
         model.mixed = True
         try:
             return train_step(inputs, targets, negatives) + self.options.beta * self.expected_cost()
