@@ -21,6 +21,7 @@ from seqrec_fast.algorithms.nasr.space import OPS, block_paths, describe_layers,
 from seqrec_fast.cli import main
 from seqrec_fast.data import from_interactions
 from seqrec_fast.models import ModelConfig
+from seqrec_fast.nas.search_run import SearchRun
 from seqrec_fast.options import ConfigError, parse_options
 from seqrec_fast.train.config import build_config
 from seqrec_fast.train.trainer import Trainer
@@ -309,6 +310,19 @@ def test_a_fixed_hybrid_skips_the_search(tmp_path, tiny):
 def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(commands_on_tiny):
     found, _ = commands_on_tiny("nasr")
     assert len(found["architecture"]["layers"]) == 16
+
+
+def test_the_search_command_takes_the_authors_dropout_unless_one_is_given(tmp_path, capsys):
+    def dropouts(*options: str) -> tuple[float, float]:
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        assert main(["search", "nasr", "--data", "synthetic:tiny", "--out", str(out), "--architecture", "tcn12*16",
+                     *options, *QUIET]) == 0
+        capsys.readouterr()
+        model = nasr.load_config(SearchRun(out))[0].model
+        return model.dropout, model.attn_dropout
+
+    assert dropouts() == (0.1, 0.1)
+    assert dropouts("--dropout", "0.3") == (0.3, 0.1)
 
 
 def test_bad_ops_depths_and_held_out_shares_are_refused(tmp_path, capsys):

@@ -25,6 +25,10 @@ class Algorithm(abc.ABC):
     backbones: ClassVar[tuple[str, ...]] = ("bert4rec", "gru4rec", "nextitnet", "sasrec", "stosa")
     # Training windows when the configuration names none ("" -> the backbone's default).
     default_window: ClassVar[str] = ""
+    # Model fields the algorithm fills when the configuration leaves them unset, before the
+    # backbone's own defaults fill the rest (NASR's hybrid takes its authors' dropout, not the
+    # configured backbone's).
+    model_defaults: ClassVar[dict[str, Any]] = {}
 
     def _implementation(self):
         return importlib.import_module(self.implementation)

@@ -91,7 +91,8 @@ def run_search(args: argparse.Namespace) -> int:
         for key, value in display.items():
             set_option(train, key, value)
     else:
-        train = build_config(args.config, train_overrides, default_window=algorithm.default_window)
+        train = build_config(args.config, train_overrides, default_window=algorithm.default_window,
+                             model_defaults=algorithm.model_defaults)
         options = parse_options(algorithm.options, search_overrides)
         if train.fast_dev_run:
             options = algorithm.fast_dev_run(options)

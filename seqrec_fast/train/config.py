@@ -170,9 +170,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
-                 default_window: str = "") -> TrainConfig:
+                 default_window: str = "", model_defaults: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults, then the YAML file, then the overrides; validated. A window that neither names
-    becomes ``default_window``, or else the backbone's own."""
+    becomes ``default_window``, or else the backbone's own; a model field that neither sets takes
+    its value from ``model_defaults`` (a search's), or else from the backbone's defaults."""
     config = TrainConfig()
     if yaml_path is not None:
         for key, value in load_yaml(yaml_path).items():
@@ -184,6 +185,9 @@ def build_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] 
         set_option(config, key, value)
     from ..models import resolve_defaults
 
+    model_defaults = model_defaults or {}
+    config.model = dataclasses.replace(config.model, **{name: model_defaults[name]
+                                                        for name in config.model.unset_fields(model_defaults)})
     config.model = resolve_defaults(config.model)  # the run's config.yaml shows the values used
     config.window = config.window or default_window or config.resolved_window()
     validate(config)

@@ -18,7 +18,7 @@ import dataclasses
 
 from ..base import Algorithm
 from .options import NASRConfig
-from .space import describe_layers
+from .space import MODEL_DEFAULTS, describe_layers
 
 
 class NASR(Algorithm):
@@ -28,6 +28,7 @@ class NASR(Algorithm):
     options = NASRConfig
     backbones = ("sasrec",)  # the model configuration carries width, length and dropout; the ops are its own
     default_window = "stride"
+    model_defaults = MODEL_DEFAULTS
 
     def build_model(self, spec, n_items: int):
         return self._implementation().build_hybrid(spec, n_items)

@@ -19,7 +19,7 @@ from ...models.config import ModelConfig
 from ...models.layers import ItemPositionEmbedding, TransformerBlock, init_weights
 from ...models.nextitnet import ResidualConvBlock
 from ...ops.modules import attention_mask
-from .space import DILATIONS, HEADS, OPS, check_op
+from .space import DILATIONS, HEADS, MODEL_DEFAULTS, OPS, check_op
 
 KERNEL = 3
 FFN_RATIO = 4
@@ -117,8 +117,7 @@ class NASRHybrid(SequentialRecommender):
 
     causal = True
     objective = "causal"
-    # The fields it reads beyond width and length; 0.1 is the authors' dropout.
-    defaults = {"dropout": 0.1, "attn_dropout": 0.1}
+    defaults = MODEL_DEFAULTS
 
     def __init__(self, config: ModelConfig, n_items: int, layers: Sequence[str]):
         super().__init__(config, n_items)

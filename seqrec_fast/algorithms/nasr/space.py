@@ -14,6 +14,8 @@ from __future__ import annotations
 import itertools
 
 OPS: tuple[str, ...] = ("trm4", "trm8", "tcn12", "tcn14")
+# The model fields the hybrid reads beyond width and length, at the authors' values.
+MODEL_DEFAULTS = {"dropout": 0.1, "attn_dropout": 0.1}
 HEADS = {"trm4": 4, "trm8": 8}
 DILATIONS = {"tcn12": (1, 2), "tcn14": (1, 4)}
 
