@@ -93,6 +93,23 @@ class Table:
                 out)
 
 
+    def proxy_ranking(self, seed: int, nasr_dir: Path, dataset, hybrid_rows: list[dict]) -> dict:
+        """Kendall's tau between NASR's proxy and the hybrids' retrained validation NDCG@10; the
+        proxies, which score every block path once per hybrid, are kept beside the seed's runs."""
+        from seqrec_fast.algorithms.nasr.search import proxy_losses
+
+        path = self.root / f"seed{seed}" / "proxy.json"
+        names = [r["name"] for r in hybrid_rows]
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+        if cached.get("hybrids") != names:
+            proxies = [-sum(proxy_losses(nasr_dir, dataset, r["layers"])) for r in hybrid_rows]
+            write_result(path, {"hybrids": names, "proxy": proxies})
+        else:
+            proxies = cached["proxy"]
+        return {"tau": kendall_tau(proxies, [r["valid_ndcg@10"] for r in hybrid_rows]), "hybrids": names,
+                "proxy": proxies}
+
+
 def parameters(run_dir: Path) -> int:
     from seqrec_fast import load
 
@@ -117,7 +134,6 @@ def main() -> None:
     parser.add_argument("--train", default="", help="more training options for every variant, quoted")
     parser.add_argument("extra", nargs="*", help="more NASR search options, after --")
     args = parser.parse_args()
-    from seqrec_fast.algorithms.nasr.search import proxy_losses
     from seqrec_fast.train.data_source import open_dataset
 
     dataset = open_dataset(str(Path(args.data).resolve()) if Path(args.data).exists() else args.data)
@@ -137,9 +153,7 @@ def main() -> None:
             _, retrained, out = table.search(name, seed, ["--architecture", ",".join(layers)])
             rows.append(row("pure" if name in PURE else "random", seed, retrained, out, layers, name=name))
         hybrid_rows = [r for r in rows if r["seed"] == seed and r["layers"] is not None]
-        proxies = [-sum(proxy_losses(nasr_dir, dataset, r["layers"])) for r in hybrid_rows]
-        taus[seed] = {"tau": kendall_tau(proxies, [r["valid_ndcg@10"] for r in hybrid_rows]),
-                      "hybrids": [r["name"] for r in hybrid_rows], "proxy": proxies}
+        taus[seed] = table.proxy_ranking(seed, nasr_dir, dataset, hybrid_rows)
         print(f"seed {seed}: NASR chose {','.join(found['architecture']['layers'])}; Kendall tau {taus[seed]['tau']:.3f}",
               flush=True)
     groups = {"gru4rec": [r for r in rows if r["variant"] == "gru4rec"], "nasr": [r for r in rows if r["variant"] == "nasr"],
