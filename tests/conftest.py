@@ -23,6 +23,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_cuda)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small models gain nothing from more threads, and on a busy machine more threads spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _with_offsets(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return module
+
+
+@pytest.fixture
+def with_offsets():
+    """``with_offsets(module, seed=0)``: every parameter moved off its initial value, as training
+    leaves it (zero biases, unit LayerNorms and zero residual scales would hide a leak or a
+    mismatch); returns the module."""
+    return _with_offsets
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """The `tiny` synthetic preset, seed 0 (read-only: tests must not change it)."""
