@@ -117,25 +117,35 @@ def stepped_batches(monkeypatch) -> SteppedBatches:
 
 @pytest.fixture
 def commands_on_tiny(tmp_path, capsys):
-    """``run(algorithm)``: `seqrec-fast search ALGORITHM --fast-dev-run` on the tiny preset, then
-    retrain, recommend, evaluate (of the retraining's directory) and export, each checked; returns
-    the search's JSON and the export's model card."""
+    """``run(algorithm, *options)``: `seqrec-fast search ALGORITHM --fast-dev-run` on the tiny
+    preset (with ``options``), then retrain (or, for an algorithm whose search trains and tests
+    its model, retrain refused), recommend, evaluate (of the search's and of the model's
+    directory) and export, each checked; returns the search's JSON and the export's model card."""
+    from seqrec_fast.algorithms import registry
     from seqrec_fast.cli import main
+    from seqrec_fast.nas.search_run import RETRAIN
 
     def command(*args: str) -> dict:
         assert main(list(args)) == 0
         return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
-    def run(algorithm: str) -> tuple[dict, dict]:
+    def run(algorithm: str, *options: str) -> tuple[dict, dict]:
         out = tmp_path / "search"
         found = command("search", algorithm, "--data", "synthetic:tiny", "--out", str(out), "--fast-dev-run", "--json",
-                        "--no-progress", "--threads", "1")
+                        "--no-progress", "--threads", "1", *options)
         assert found["algorithm"] == algorithm
-        retrained = command("retrain", str(out), "--fast-dev-run", "--json")
-        assert {"ndcg@10", "hr@10", "mrr@5"} <= set(retrained["test"])
+        model_dir = registry.get(algorithm).model_dir
+        if model_dir == RETRAIN:
+            trained = command("retrain", str(out), "--fast-dev-run", "--json")
+        else:
+            assert main(["retrain", str(out)]) == 2
+            assert "nothing to retrain" in capsys.readouterr().err
+            trained = found
+        assert {"ndcg@10", "hr@10", "mrr@5"} <= set(trained["test"])
         assert main(["recommend", str(out), "--out", str(tmp_path / "top.csv")]) == 0
         assert len((tmp_path / "top.csv").read_text().splitlines()) > 1
-        assert command("evaluate", str(out / "retrain"), "--json")["test"] == pytest.approx(retrained["test"])
+        for evaluated in (out / model_dir, out):
+            assert command("evaluate", str(evaluated), "--json")["test"] == pytest.approx(trained["test"])
         card = command("export", str(out), "--out", str(tmp_path / "export"), "--json")
         assert card["check"]["max_abs_difference"] <= 1e-5 and card["model"]["algorithm"] == algorithm
         return found, card
