@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ...options import NON_NEGATIVE_NUMBER, POSITIVE, Check, option, to_dict
+from ...options import NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, option, to_dict
 from .space import Route, RouteSpace, parse_route
 
 # The backbone's fields besides the widths, when the configuration leaves them unset: the paper's
 # 8 blocks of 4 heads, the authors' dropout.
 MODEL_DEFAULTS = {"num_layers": 8, "num_heads": 4, "dropout": 0.2, "attn_dropout": 0.2}
-_POSITIVE_NUMBER = Check(lambda v: v > 0, "a number > 0")
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class CANetConfig:
     router_width: int = option(32, check=POSITIVE, help="the router's item embedding and hidden width")
     router_heads: int = option(4, check=POSITIVE, help="the router's attention heads")
     router_inner: int = option(128, check=POSITIVE, help="the router's feed-forward width")
-    temperature: float = option(1.0, check=_POSITIVE_NUMBER,
+    temperature: float = option(1.0, check=POSITIVE_NUMBER,
                                 help="tau of the hard Gumbel-softmax that samples each training window's route")
     uniform_weight: float = option(0.01, check=NON_NEGATIVE_NUMBER,
                                    help="lambda_1, the weight of the uniform loss (Eq. 7): cross-entropy of each "
