@@ -65,6 +65,33 @@ def ml100k_dir() -> Path:
     return path
 
 
+class Killed(Exception):
+    """A search stopped where a test chose, as a kill would stop it."""
+
+
+@pytest.fixture
+def kill(monkeypatch):
+    """``kill(run, owner, name, resume=..., at=None)``: ``run(resume)`` (a search) with
+    ``owner.name`` raising :class:`Killed` when called, or, with ``at=(epoch, batch)``, when a
+    ``before_batch`` hook is called for that batch (the earlier ones run it); the search must
+    stop there."""
+
+    def run_killed(run, owner, name: str, *, resume: bool, at: tuple[int, int] | None = None) -> None:
+        original = getattr(owner, name)
+
+        def dying(*args, **kwargs):
+            if at is None or args[1:3] == at:  # before_batch(self, epoch, index)
+                raise Killed
+            return original(*args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(owner, name, dying)
+            with pytest.raises(Killed):
+                run(resume)
+
+    return run_killed
+
+
 @dataclass
 class SteppedBatches:
     """The users of every batch the weights and the architecture were stepped on, and the

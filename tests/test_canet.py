@@ -42,10 +42,6 @@ ROUTER = RouterShape(width=8, heads=2, inner=16)
 QUIET = ["--no-progress", "--threads", "1"]
 
 
-class Killed(Exception):
-    pass
-
-
 def model_config(max_len: int = 20) -> ModelConfig:
     return ModelConfig(name="sasrec", hidden_size=16, num_layers=4, num_heads=4, inner_size=64, max_len=max_len,
                        dropout=0.0, attn_dropout=0.0, residual="scaled", tie_weights=False)
@@ -307,7 +303,7 @@ def stored(out: Path) -> tuple:
     return result, epochs
 
 
-def test_search_killed_in_training_and_in_scoring_resumes_to_the_same_result(tmp_path, tiny, monkeypatch):
+def test_search_killed_in_training_and_in_scoring_resumes_to_the_same_result(tmp_path, tiny, kill):
     straight = canet.search(*small_search(tmp_path / "straight"), tiny)
     found = straight.architecture
     assert len(found["routes"]) == 8 and straight.evaluations == 8 and {"ndcg@10", "hr@10"} <= set(straight.test)
@@ -325,25 +321,12 @@ def test_search_killed_in_training_and_in_scoring_resumes_to_the_same_result(tmp
     out = tmp_path / "killed"
     train, options = small_search(out)
 
-    def killed(owner, name: str, replacement, resume: bool) -> None:
-        with monkeypatch.context() as patch:
-            patch.setattr(owner, name, replacement)
-            with pytest.raises(Killed):
-                canet.search(train, options, tiny, resume=resume)
+    def search(resume: bool):
+        return canet.search(train, options, tiny, resume=resume)
 
-    before_batch = canet.JointTraining.before_batch
-
-    def die_in_second_epoch(self, epoch, index):
-        if (epoch, index) == (1, 3):
-            raise Killed
-        before_batch(self, epoch, index)
-
-    def die(*args):
-        raise Killed
-
-    killed(canet.JointTraining, "before_batch", die_in_second_epoch, resume=False)
-    killed(canet, "score_routes", die, resume=True)
-    resumed = canet.search(train, options, tiny, resume=True)
+    kill(search, canet.JointTraining, "before_batch", at=(1, 3), resume=False)
+    kill(search, canet, "score_routes", resume=True)
+    resumed = search(resume=True)
     assert stored(out) == stored(tmp_path / "straight") and resumed.test == straight.test
 
 

@@ -30,10 +30,6 @@ QUIET = ["--no-progress", "--threads", "1"]
 SPACE = Space((1.0, 0.5, 0.25), hidden=32, inner=64, layers=4)
 
 
-class Killed(Exception):
-    pass
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -227,7 +223,7 @@ def result_of(out: Path) -> tuple:
     return found, result["fitness"]
 
 
-def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result(tmp_path, tiny, monkeypatch):
+def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result(tmp_path, tiny, kill):
     straight = easrec.search(*small_search(tmp_path / "straight"), tiny)
     found = straight.architecture
     assert len(found["candidates"]) == 12 and straight.evaluations == 12
@@ -242,25 +238,12 @@ def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result
     out = tmp_path / "killed"
     train, options = small_search(out)
 
-    def killed(owner, name: str, replacement, resume: bool) -> None:
-        with monkeypatch.context() as patch:
-            patch.setattr(owner, name, replacement)
-            with pytest.raises(Killed):
-                easrec.search(train, options, tiny, resume=resume)
+    def search(resume: bool):
+        return easrec.search(train, options, tiny, resume=resume)
 
-    before_batch = easrec.SearchCallbacks.before_batch
-
-    def die_in_second_epoch(self, epoch, index):
-        if (epoch, index) == (1, 1):
-            raise Killed
-        before_batch(self, epoch, index)
-
-    def die(*args):
-        raise Killed
-
-    killed(easrec.SearchCallbacks, "before_batch", die_in_second_epoch, resume=False)
-    killed(easrec, "score_candidates", die, resume=True)
-    easrec.search(train, options, tiny, resume=True)
+    kill(search, easrec.SearchCallbacks, "before_batch", at=(1, 1), resume=False)
+    kill(search, easrec, "score_candidates", resume=True)
+    search(resume=True)
     assert result_of(out) == result_of(tmp_path / "straight")
 
     retrained = [easrec.retrain(run, tiny, fast_dev_run=True) for run in (out, tmp_path / "straight")]
