@@ -67,8 +67,8 @@ class RowWidths:
 def masked_layer_norm(norm: nn.LayerNorm, x: Tensor, mask: Tensor, width: Tensor) -> Tensor:
     """``norm`` over each row's first ``width`` features (``mask`` 1.0 there), with that prefix of
     its weight and bias; zero past them. Equals :func:`sliced_norm` on the prefix, and computes in
-    float32 as autocast runs a LayerNorm."""
-    x = x.float()
+    float32 at least, as autocast runs a LayerNorm."""
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
     mean = (x * mask).sum(-1, keepdim=True) / width
     centered = (x - mean) * mask
     variance = centered.square().sum(-1, keepdim=True) / width
