@@ -22,6 +22,7 @@ class Router(nn.Module):
     def __init__(self, shape: RouterShape, n_items: int, max_len: int, routes: int, dropout: float,
                  attn_dropout: float):
         super().__init__()
+        self.shape = shape
         self.embedding = ItemPositionEmbedding(n_items + 1, max_len, shape.width, dropout)
         self.block = TransformerBlock(shape.width, shape.heads, shape.inner, dropout, attn_dropout)
         self.logits = nn.Linear(shape.width, routes)

@@ -76,10 +76,6 @@ def model_config(train: TrainConfig, options: CANetConfig) -> ModelConfig:
                                inner_size=FEED_FORWARD * max(space.hiddens), residual="scaled", tie_weights=False)
 
 
-def router_shape(options: CANetConfig) -> RouterShape | None:
-    return RouterShape(options.router_width, options.router_heads, options.router_inner) if options.routed else None
-
-
 def build_canet(spec: ModelSpec, n_items: int) -> CANet:
     """The model of a spec that :func:`derive` wrote."""
     space, router = spec.searched.get("space"), spec.searched.get("router", {})
@@ -92,9 +88,11 @@ def build_canet(spec: ModelSpec, n_items: int) -> CANet:
 
 
 def spec_of(model: ModelConfig, options: CANetConfig) -> ModelSpec:
-    shape = router_shape(options)
+    """The model the search trains: the backbone with its routes and, unless a route is fixed, the
+    router."""
+    router = RouterShape(options.router_width, options.router_heads, options.router_inner)
     return ModelSpec(model, algorithm=NAME, searched={"space": options.trained_space().to_dict(),
-                                                      "router": None if shape is None else dataclasses.asdict(shape)})
+                                                      "router": dataclasses.asdict(router) if options.routed else None})
 
 
 def derive(result: SearchResult, train: TrainConfig) -> ModelSpec:
@@ -191,9 +189,8 @@ def search(train: TrainConfig, options: CANetConfig, dataset, resume: bool = Fal
 
 def _search(run: SearchRun, train: TrainConfig, options: CANetConfig, spec: ModelSpec, dataset, log) -> SearchResult:
     model_dir = run.path(SUPERNET)
-    space = options.trained_space()
     if not (model_dir / RESULT).is_file():
-        what = f"{len(space)} routes and a router" if options.routed else f"the fixed route {options.route}"
+        what = f"{len(options.space())} routes and a router" if options.routed else f"the fixed route {options.route}"
         log(f"CANet: training {what} jointly ({train.epochs} epochs at most, early stopping on validation)")
         Trainer(training_config(train, spec, run), dataset, resume=(model_dir / CHECKPOINT_DIR / LAST).is_file(),
                 log=log, callbacks=JointTraining(spec, options, train, dataset)).fit()
@@ -201,39 +198,42 @@ def _search(run: SearchRun, train: TrainConfig, options: CANetConfig, spec: Mode
     started = time.perf_counter()
     device = resolve_device(train.device)
     model = load_trained_model(spec, model_dir / CHECKPOINT_DIR / BEST, dataset.n_items).to(device).eval()
-    log(f"CANet: scoring the {len(space)} routes of the selected model on validation")
-    rows = score_routes(model, train, dataset, device)
-    route_macs = np.array([row["multiply_adds"] for row in rows])
-    router = router_shape(options)
-    router_cost = None if router is None else sequence_router(router.width, router.inner, len(space), dataset.n_items,
-                                                              train.model.max_len)
-    router_macs = 0 if router_cost is None else router_cost.multiply_adds
-    valid_routing, _, _ = routing_of(model, train, dataset, device, "valid", route_macs, router_macs)
-    test_routing, users, routes = routing_of(model, train, dataset, device, "test", route_macs, router_macs)
-    atomic_write_bytes(run.path(TEST_ROUTES), lambda handle: np.savez(handle, users=users, routes=routes))
-    found = {
-        "space": space.to_dict(), "route": options.route,
-        "router": None if router is None else dataclasses.asdict(router),
-        "router_cost": None if router_cost is None else dataclasses.asdict(router_cost),
-        "params": sum(p.numel() for p in model.parameters()),
-        "valid": trained["valid"], "best_epoch": trained["best_epoch"], "epochs_run": trained["epochs_run"],
-        "valid_routing": valid_routing, "test_routing": test_routing,
-        "full_multiply_adds": int(route_macs[-1]),  # the largest route's, without a router
-        "scoring_ms": scoring_times(model, scoring_inputs(dataset, train)),
-        "routes": rows,
-    }
+    log(f"CANet: scoring the {len(model.space)} routes of the selected model on validation")
+    found = {"space": model.space.to_dict(), "route": options.route, "router": spec.searched["router"],
+             "params": sum(p.numel() for p in model.parameters()), "valid": trained["valid"],
+             "best_epoch": trained["best_epoch"], "epochs_run": trained["epochs_run"],
+             **route_report(run, model, train, dataset, device)}
     if options.routed:
-        plot_route_histogram(run, space, test_routing["route_counts"])
-        plot_routing_history(run, model_dir / METRICS, len(space))
-        plot_static_routes(run, rows, found, train.metric)
+        plot_route_histogram(run, model.space, found["test_routing"]["route_counts"])
+        plot_routing_history(run, model_dir / METRICS, len(model.space))
+        plot_static_routes(run, found["routes"], found, train.metric)
     result = SearchResult(algorithm=NAME, architecture=found, fitness=trained["valid"][train.metric],
-                          metric=train.metric, evaluations=len(rows),
+                          metric=train.metric, evaluations=len(found["routes"]),
                           supernet_checkpoint=str((model_dir / CHECKPOINT_DIR / BEST).relative_to(run.root)),
                           search_s=round(trained["elapsed_s"] + time.perf_counter() - started, 3),
                           run_dir=str(run.root), test=trained["test"])
     run.write_result(result)
     derive(result, train).save(run.path(SPEC))
     return result
+
+
+def route_report(run: SearchRun, model: CANet, train: TrainConfig, dataset, device) -> dict[str, Any]:
+    """What the selected model does per route: every route scored with all users on it, where
+    the validation and test users go and what they cost (RUN_DIR/test_routes.npz: each test
+    user's route), and the measured scoring times."""
+    rows = score_routes(model, train, dataset, device)
+    route_macs = np.array([row["multiply_adds"] for row in rows])
+    router = None if model.router is None else model.router.shape
+    router_cost = None if router is None else sequence_router(router.width, router.inner, len(model.space),
+                                                              dataset.n_items, train.model.max_len)
+    router_macs = 0 if router_cost is None else router_cost.multiply_adds
+    valid_routing, _, _ = routing_of(model, train, dataset, device, "valid", route_macs, router_macs)
+    test_routing, users, routes = routing_of(model, train, dataset, device, "test", route_macs, router_macs)
+    atomic_write_bytes(run.path(TEST_ROUTES), lambda handle: np.savez(handle, users=users, routes=routes))
+    return {"router_cost": None if router_cost is None else dataclasses.asdict(router_cost),
+            "valid_routing": valid_routing, "test_routing": test_routing,
+            "full_multiply_adds": int(route_macs[-1]),  # the largest route's, without a router
+            "scoring_ms": scoring_times(model, scoring_inputs(dataset, train)), "routes": rows}
 
 
 def retrain(run_dir, dataset, log=None, started_at: float | None = None, overwrite: bool = False,
