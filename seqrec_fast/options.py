@@ -36,6 +36,7 @@ class Check:
 POSITIVE = Check(lambda v: v > 0, "a positive integer")
 NON_NEGATIVE = Check(lambda v: v >= 0, "a non-negative integer")
 NON_NEGATIVE_NUMBER = Check(lambda v: v >= 0, "a non-negative number")
+POSITIVE_NUMBER = Check(lambda v: v > 0, "a number > 0")
 FRACTION = Check(lambda v: 0 <= v < 1, "a number in [0, 1)")
 PROBABILITY = Check(lambda v: 0 <= v <= 1, "a number in [0, 1]")
 

@@ -23,6 +23,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_cuda)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small models gain nothing from more threads, and on a busy machine more threads spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _with_offsets(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return module
+
+
+@pytest.fixture
+def with_offsets():
+    """``with_offsets(module, seed=0)``: every parameter moved off its initial value, as training
+    leaves it (zero biases, unit LayerNorms and zero residual scales would hide a leak or a
+    mismatch); returns the module."""
+    return _with_offsets
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """The `tiny` synthetic preset, seed 0 (read-only: tests must not change it)."""
@@ -38,6 +63,33 @@ def ml100k_dir() -> Path:
     if not (path / "ml-100k.inter").is_file():
         pytest.skip(f"{path} is not present")
     return path
+
+
+class Killed(Exception):
+    """A search stopped where a test chose, as a kill would stop it."""
+
+
+@pytest.fixture
+def kill(monkeypatch):
+    """``kill(run, owner, name, resume=..., at=None)``: ``run(resume)`` (a search) with
+    ``owner.name`` raising :class:`Killed` when called, or, with ``at=(epoch, batch)``, when a
+    ``before_batch`` hook is called for that batch (the earlier ones run it); the search must
+    stop there."""
+
+    def run_killed(run, owner, name: str, *, resume: bool, at: tuple[int, int] | None = None) -> None:
+        original = getattr(owner, name)
+
+        def dying(*args, **kwargs):
+            if at is None or args[1:3] == at:  # before_batch(self, epoch, index)
+                raise Killed
+            return original(*args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(owner, name, dying)
+            with pytest.raises(Killed):
+                run(resume)
+
+    return run_killed
 
 
 @dataclass
@@ -92,25 +144,35 @@ def stepped_batches(monkeypatch) -> SteppedBatches:
 
 @pytest.fixture
 def commands_on_tiny(tmp_path, capsys):
-    """``run(algorithm)``: `seqrec-fast search ALGORITHM --fast-dev-run` on the tiny preset, then
-    retrain, recommend, evaluate (of the retraining's directory) and export, each checked; returns
-    the search's JSON and the export's model card."""
+    """``run(algorithm, *options)``: `seqrec-fast search ALGORITHM --fast-dev-run` on the tiny
+    preset (with ``options``), then retrain (or, for an algorithm whose search trains and tests
+    its model, retrain refused), recommend, evaluate (of the search's and of the model's
+    directory) and export, each checked; returns the search's JSON and the export's model card."""
+    from seqrec_fast.algorithms import registry
     from seqrec_fast.cli import main
+    from seqrec_fast.nas.search_run import RETRAIN
 
     def command(*args: str) -> dict:
         assert main(list(args)) == 0
         return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
-    def run(algorithm: str) -> tuple[dict, dict]:
+    def run(algorithm: str, *options: str) -> tuple[dict, dict]:
         out = tmp_path / "search"
         found = command("search", algorithm, "--data", "synthetic:tiny", "--out", str(out), "--fast-dev-run", "--json",
-                        "--no-progress", "--threads", "1")
+                        "--no-progress", "--threads", "1", *options)
         assert found["algorithm"] == algorithm
-        retrained = command("retrain", str(out), "--fast-dev-run", "--json")
-        assert {"ndcg@10", "hr@10", "mrr@5"} <= set(retrained["test"])
+        model_dir = registry.get(algorithm).model_dir
+        if model_dir == RETRAIN:
+            trained = command("retrain", str(out), "--fast-dev-run", "--json")
+        else:
+            assert main(["retrain", str(out)]) == 2
+            assert "nothing to retrain" in capsys.readouterr().err
+            trained = found
+        assert {"ndcg@10", "hr@10", "mrr@5"} <= set(trained["test"])
         assert main(["recommend", str(out), "--out", str(tmp_path / "top.csv")]) == 0
         assert len((tmp_path / "top.csv").read_text().splitlines()) > 1
-        assert command("evaluate", str(out / "retrain"), "--json")["test"] == pytest.approx(retrained["test"])
+        for evaluated in (out / model_dir, out):
+            assert command("evaluate", str(evaluated), "--json")["test"] == pytest.approx(trained["test"])
         card = command("export", str(out), "--out", str(tmp_path / "export"), "--json")
         assert card["check"]["max_abs_difference"] <= 1e-5 and card["model"]["algorithm"] == algorithm
         return found, card

@@ -145,7 +145,7 @@ def test_hidden_loss_is_the_flow_weighted_mean_distance_and_reweights_after_a_st
     distances = torch.stack([torch.stack([(distillation.hidden_projection(c)[valid] - t[valid]).pow(2).mean()
                                           for c in cells]) for t in taught.layers])
     before = distillation.teacher_weights.clone()
-    loss = distillation(inputs)
+    loss = distillation(inputs, torch.zeros_like(inputs))  # the targets play no part
     flow = ot.emd(before.double().numpy(), distillation.student_weights.new_full((2,), 0.5).double().numpy(),
                   distances.detach().double().numpy())
     expected = 0.5 * (torch.from_numpy(flow).float() * distances).sum() / flow.sum()

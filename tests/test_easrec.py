@@ -30,17 +30,7 @@ QUIET = ["--no-progress", "--threads", "1"]
 SPACE = Space((1.0, 0.5, 0.25), hidden=32, inner=64, layers=4)
 
 
-class Killed(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are small: more threads gain nothing, and on a busy machine they spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_config(max_len: int = 20) -> ModelConfig:
@@ -54,16 +44,6 @@ def supernet(gates: str = "two") -> ElasticSASRec:
 
 def derived(i: int, depth: int, gates: str = "two", max_len: int = 20) -> ElasticSASRec:
     return ElasticSASRec(easrec.derived_config(model_config(max_len), SPACE, i, depth), N_ITEMS, gates)
-
-
-def with_offsets(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every parameter moved off its initial value, as training leaves it: zero biases (of the
-    LayerNorms and gates among them) would hide a leak."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
-    return module
 
 
 def left_padded(items: torch.Tensor, pad: int) -> torch.Tensor:
@@ -96,7 +76,7 @@ def assert_causal_and_padding_free(model: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize("gates", ["two", "one", "none"])
-def test_supernet_under_soft_weights_and_derived_models_are_causal_and_ignore_padding(gates):
+def test_supernet_under_soft_weights_and_derived_models_are_causal_and_ignore_padding(gates, with_offsets):
     torch.manual_seed(0)
     model = with_offsets(supernet(gates)).train()  # dropout 0: training differs only by the sample
     p, q = model.sample(1.0, torch.Generator().manual_seed(2))
@@ -106,7 +86,7 @@ def test_supernet_under_soft_weights_and_derived_models_are_causal_and_ignore_pa
         assert_causal_and_padding_free(with_offsets(derived(i, depth, gates), seed=i).eval())
 
 
-def test_one_hot_supernet_computes_each_derived_model_with_its_slice_of_the_weights(monkeypatch):
+def test_one_hot_supernet_computes_each_derived_model_with_its_slice_of_the_weights(monkeypatch, with_offsets):
     torch.manual_seed(0)
     model = with_offsets(supernet()).eval()
     state = model.state_dict()
@@ -164,7 +144,7 @@ def recurrent_linear_attention(q, k, v, key_padding_mask=None, causal=True, scal
 
 
 @pytest.mark.parametrize("i, depth, gates", [(0, 2, "two"), (1, 3, "one"), (2, 1, "none"), (2, 4, "two")])
-def test_a_derived_model_costs_what_a_module_count_finds(monkeypatch, i, depth, gates):
+def test_a_derived_model_costs_what_a_module_count_finds(monkeypatch, with_offsets, i, depth, gates):
     torch.manual_seed(0)
     model = with_offsets(derived(i, depth, gates, max_len=16)).eval()
     inputs = left_padded(torch.randint(1, N_ITEMS + 1, (2, 11)), 5)
@@ -243,7 +223,7 @@ def result_of(out: Path) -> tuple:
     return found, result["fitness"]
 
 
-def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result(tmp_path, tiny, monkeypatch):
+def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result(tmp_path, tiny, kill):
     straight = easrec.search(*small_search(tmp_path / "straight"), tiny)
     found = straight.architecture
     assert len(found["candidates"]) == 12 and straight.evaluations == 12
@@ -258,25 +238,12 @@ def test_search_killed_in_the_supernet_and_in_scoring_resumes_to_the_same_result
     out = tmp_path / "killed"
     train, options = small_search(out)
 
-    def killed(owner, name: str, replacement, resume: bool) -> None:
-        with monkeypatch.context() as patch:
-            patch.setattr(owner, name, replacement)
-            with pytest.raises(Killed):
-                easrec.search(train, options, tiny, resume=resume)
+    def search(resume: bool):
+        return easrec.search(train, options, tiny, resume=resume)
 
-    before_batch = easrec.SearchCallbacks.before_batch
-
-    def die_in_second_epoch(self, epoch, index):
-        if (epoch, index) == (1, 1):
-            raise Killed
-        before_batch(self, epoch, index)
-
-    def die(*args):
-        raise Killed
-
-    killed(easrec.SearchCallbacks, "before_batch", die_in_second_epoch, resume=False)
-    killed(easrec, "score_candidates", die, resume=True)
-    easrec.search(train, options, tiny, resume=True)
+    kill(search, easrec.SearchCallbacks, "before_batch", at=(1, 1), resume=False)
+    kill(search, easrec, "score_candidates", resume=True)
+    search(resume=True)
     assert result_of(out) == result_of(tmp_path / "straight")
 
     retrained = [easrec.retrain(run, tiny, fast_dev_run=True) for run in (out, tmp_path / "straight")]

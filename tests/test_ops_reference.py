@@ -101,6 +101,22 @@ def test_sliced_linear_matches_the_definition():
         torch.testing.assert_close(got[n], row)
 
 
+def test_sliced_linear_at_one_width_multiplies_the_slice_alone():
+    from seqrec_fast.nas.cost import counted
+
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(4, 6), torch.randn(5, 6), torch.randn(5)
+    got = reference.sliced_linear(x, weight, bias, 3, 2)
+    torch.testing.assert_close(got, reference.sliced_linear(x, weight, bias, torch.full((4,), 3), torch.full((4,), 2)))
+    assert not got[:, 2:].any()
+
+    class Sliced(torch.nn.Module):
+        def forward(self, rows):
+            return reference.sliced_linear(rows, weight, bias, 3, 2)
+
+    assert counted(Sliced(), x).multiply_adds == 4 * 3 * 2
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

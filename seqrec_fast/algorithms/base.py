@@ -29,6 +29,10 @@ class Algorithm(abc.ABC):
     # backbone's own defaults fill the rest (NASR's hybrid takes its authors' dropout, not the
     # configured backbone's).
     model_defaults: ClassVar[dict[str, Any]] = {}
+    # Where a finished search's model is trained, under its run directory: "retrain", by
+    # `seqrec-fast retrain`; or "supernet" for an algorithm whose search trains and tests the
+    # model itself (CANet), which then has nothing to retrain.
+    model_dir: ClassVar[str] = "retrain"
 
     def _implementation(self):
         return importlib.import_module(self.implementation)

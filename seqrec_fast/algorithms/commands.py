@@ -70,7 +70,7 @@ def _search_overrides(args: argparse.Namespace) -> dict[str, str]:
 def run_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     from ..nas.search_loop import load_search_config
-    from ..nas.search_run import CONFIG, STATE, SUPERNET, SearchRun
+    from ..nas.search_run import CONFIG, RETRAIN, STATE, SUPERNET, SearchRun
     from ..options import parse_options
     from ..train.commands import _error, _overrides, interrupted, resume_overrides
     from ..train.config import build_config, set_option
@@ -116,8 +116,10 @@ def run_search(args: argparse.Namespace) -> int:
     else:
         print(f"\n{algorithm.headline(result, train)}")
         print(algorithm.describe(result))
-        print(f"\nrun directory: {result.run_dir} (result.json, spec.json, plots/); "
-              f"next: seqrec-fast retrain {result.run_dir}")
+        after = (f"seqrec-fast retrain {result.run_dir}" if algorithm.model_dir == RETRAIN else
+                 f"the model is trained and tested in {algorithm.model_dir}/: seqrec-fast evaluate, recommend or "
+                 f"export {result.run_dir}")
+        print(f"\nrun directory: {result.run_dir} (result.json, spec.json, plots/); next: {after}")
     return 0
 
 

@@ -12,6 +12,7 @@ BUILT_IN: dict[str, str] = {
     "adarec": "seqrec_fast.algorithms.adarec",
     "nasr": "seqrec_fast.algorithms.nasr",
     "easrec": "seqrec_fast.algorithms.easrec",
+    "canet": "seqrec_fast.algorithms.canet",
 }
 _REGISTERED: dict[str, Algorithm] = {}
 

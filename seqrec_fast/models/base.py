@@ -74,3 +74,9 @@ class SequentialRecommender(nn.Module):
     def predict(self, inputs: Tensor) -> Tensor:
         """Scores [B, n_items + 1] of every item as the next one (column 0 is padding)."""
         return self.score_all(self.next_item_hidden(inputs))
+
+    def predict_traceable(self, inputs: Tensor) -> Tensor:
+        """``predict``'s scores as one graph of static shapes, which torch.export traces. A model
+        whose ``predict`` splits rows by their values (CANet's routes) computes them here
+        without splitting."""
+        return self.predict(inputs)

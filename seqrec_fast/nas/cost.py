@@ -31,10 +31,14 @@ def layer_norm(features: int) -> Cost:
     return Cost(2 * features, 0)
 
 
-def self_attention(hidden: int, length: int) -> Cost:
-    """Q, K, V and output projections, and the L x L scores and their weighted sum of values
-    (d multiply-adds per query-key pair each, whatever the number of heads)."""
-    return linear(hidden, 3 * hidden, length) + linear(hidden, hidden, length) + Cost(0, 2 * length * length * hidden)
+def self_attention(hidden: int, length: int, queries: int | None = None) -> Cost:
+    """Q, K, V and output projections, and the scores of every query against the L keys and
+    their weighted sum of values (d multiply-adds per query-key pair each, whatever the number of
+    heads). ``queries``: only the last ``queries`` positions query (a final block read at the last
+    position); all L positions by default."""
+    queries = length if queries is None else queries
+    projections = linear(hidden, hidden, queries) + linear(hidden, 2 * hidden, length) + linear(hidden, hidden, queries)
+    return projections + Cost(0, 2 * queries * length * hidden)
 
 
 def linear_self_attention(hidden: int, heads: int, length: int) -> Cost:
@@ -63,9 +67,17 @@ def data_aware_gates(hidden: int, inner: int, length: int, layers: int) -> Cost:
     return first_layers + linear(hidden, hidden, length) + linear(hidden, inner, length)
 
 
-def transformer_block(hidden: int, inner: int, length: int) -> Cost:
-    """Attention and a two-layer feed-forward, each with its LayerNorm (models.layers.TransformerBlock)."""
-    return self_attention(hidden, length) + feed_forward(hidden, inner, length) + layer_norm(hidden) * 2
+def transformer_block(hidden: int, inner: int, length: int, queries: int | None = None) -> Cost:
+    """Attention and a two-layer feed-forward, each with its LayerNorm (models.layers.TransformerBlock);
+    ``queries``: the block's output at the last ``queries`` positions only."""
+    queries = length if queries is None else queries
+    return self_attention(hidden, length, queries) + feed_forward(hidden, inner, queries) + layer_norm(hidden) * 2
+
+
+def scaled_transformer_block(hidden: int, inner: int, length: int, queries: int | None = None) -> Cost:
+    """:func:`transformer_block` with a learnable scale on each residual branch (NASR's and
+    CANet's linear residual)."""
+    return transformer_block(hidden, inner, length, queries) + Cost(2, 0)
 
 
 def linear_transformer_block(hidden: int, inner: int, heads: int, length: int, gate_layers: int = 0) -> Cost:
@@ -78,6 +90,26 @@ def linear_transformer_block(hidden: int, inner: int, heads: int, length: int, g
 def transformer(num_layers: int, hidden: int, inner: int, length: int) -> Cost:
     """A candidate's stack of Transformer blocks (a depth and widths chosen by a search)."""
     return transformer_block(hidden, inner, length) * num_layers
+
+
+def projected_transformer(embedding: int, hidden: int, depth: int, n_items: int, length: int) -> Cost:
+    """Parameters and multiply-adds to rank every item after one sequence of ``length`` positions
+    for a SASRec whose item and position embeddings (``length`` positions, LayerNorm) are
+    ``embedding`` wide and projected to ``hidden``, with ``depth`` blocks of 4 hidden-wide
+    feed-forwards and scaled residuals, the last one read at the final position only, and an
+    untied classifier with a bias over all n_items + 1 columns there: a CANet route."""
+    embedded = Cost((n_items + 1 + length) * embedding, 0) + layer_norm(embedding) + linear(embedding, hidden, length)
+    blocks = scaled_transformer_block(hidden, 4 * hidden, length) * (depth - 1)
+    exit_block = scaled_transformer_block(hidden, 4 * hidden, length, queries=1)
+    return embedded + blocks + exit_block + linear(hidden, n_items + 1, 1)
+
+
+def sequence_router(width: int, inner: int, routes: int, n_items: int, length: int) -> Cost:
+    """A one-block SASRec (embeddings ``width`` wide, LayerNorm, a post-LN block with an
+    ``inner``-wide feed-forward) read at the last of ``length`` positions into ``routes`` logits:
+    CANet's router."""
+    embedded = Cost((n_items + 1 + length) * width, 0) + layer_norm(width)
+    return embedded + transformer_block(width, inner, length, queries=1) + linear(width, routes, 1)
 
 
 def counted(module, *inputs, method: str = "forward") -> Cost:

@@ -1,7 +1,8 @@
 """A search's run directory, shared by every algorithm.
 
     RUN_DIR/config.yaml        the resolved configuration (algorithm, search options, training)
-    RUN_DIR/supernet/          the supernet's training run (trainer run directory, resumable)
+    RUN_DIR/supernet/          the supernet's training run (trainer run directory, resumable); for
+                               CANet, the model itself, trained and tested
     RUN_DIR/search_state.json  the search's whole state, rewritten after every evaluation
     RUN_DIR/candidates.jsonl   every candidate evaluated so far, in order, with its fitness
     RUN_DIR/best.json          the best candidate so far: readable while the search runs
@@ -49,6 +50,7 @@ class SearchResult:
     warmup_s: float = 0.0
     search_s: float = 0.0
     run_dir: str = ""
+    test: dict[str, float] = field(default_factory=dict)  # when the search tests its model itself (CANet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,7 +13,7 @@ DATA_HELP = "where the run's dataset now is (default: the path the run recorded)
 
 def register(commands) -> None:
     recommend = commands.add_parser("recommend", help=RECOMMEND_HELP, description=RECOMMEND_HELP)
-    recommend.add_argument("run_dir", metavar="RUN_DIR", help="a finished `train` run or a retrained search")
+    recommend.add_argument("run_dir", metavar="RUN_DIR", help="a finished `train` run, a retrained search or a CANet search")
     recommend.add_argument("--out", required=True, metavar="FILE",
                            help="output file; its suffix names the format: .csv or .parquet (one row per user, "
                                 "rank, item, score) or .jsonl (one line per user)")
@@ -35,7 +35,7 @@ def register(commands) -> None:
     recommend.set_defaults(handler=run_recommend)
 
     export = commands.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP)
-    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished `train` run or a retrained search")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished `train` run, a retrained search or a CANet search")
     export.add_argument("--out", required=True, metavar="DIR",
                         help="the export directory (model.pt2, item_ids.parquet, model_card.json); an earlier "
                              "export there is replaced")

@@ -47,7 +47,7 @@ class NextItemScores(nn.Module):
         self.model = model
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self.model.predict(inputs)[:, 1:]
+        return self.model.predict_traceable(inputs)[:, 1:]
 
 
 def export_program(recommender: Recommender) -> torch.export.ExportedProgram:

@@ -13,11 +13,12 @@ configured backbone alone. The trainer calls, in this order:
                                    ``augmentations``, ``augment_fraction`` and ``n_views`` say,
                                    from the users outside its ``held_out_users`` share (0: all);
                                    trained, checkpointed and resumed with the model
-    auxiliary(model)               once: a module whose output, ``auxiliary(inputs)`` after each
-                                   forward of ``model``, is added to the loss; it reads what the
-                                   forward computed (the model's own loss terms, or ADT's
-                                   objectives) and is trained, checkpointed and resumed with the
-                                   model
+    auxiliary(model)               once: a module whose output, ``auxiliary(inputs, targets)``
+                                   after each forward of ``model`` (the batch's windows and next
+                                   items [B, L], 0 where none), is added to the loss; it reads what
+                                   the forward computed (the model's own loss terms, ADT's
+                                   objectives, CANet's route probabilities) and is trained,
+                                   checkpointed and resumed with the model
     schedule(epochs, steps)        once, when the loaders are built: the run's epochs and optimizer
                                    steps per epoch (a fast dev run's, too), for schedules over
                                    the whole run (EASRec's temperature)

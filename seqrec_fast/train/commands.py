@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 TRAIN_HELP = "train a backbone; every config key is also a --key value option"
-EVALUATE_HELP = "evaluate a run's best (or last) checkpoint on the validation and test splits"
+EVALUATE_HELP = ("evaluate a run's best (or last) checkpoint on the validation and test splits (of a search: the "
+                 "model it trained)")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -186,16 +187,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .report import metrics_table
     from .run_dir import check_dataset, run_kind
     from ..models import ModelSpec
-    from ..serving.trained_run import search_spec
+    from ..serving.trained_run import locate, search_spec
     from .evaluation import evaluate_checkpoint
     from .trainer import BEST, CHECKPOINT_DIR, CONFIG, LAST
 
     run_dir = Path(args.run_dir)
-    kind = run_kind(run_dir)
-    if kind != "train":
-        hint = f"; evaluate its retraining: seqrec-fast evaluate {run_dir / 'retrain'}" if kind == "search" else ""
-        held = {"empty": "no run", "other": "no run", "search": "a search"}[kind]
-        return _error(f"{run_dir} holds {held}, not a trained model{hint}")
+    if run_kind(run_dir) == "search":
+        run_dir = locate(run_dir).training_dir  # where the search's model was trained
+    if run_kind(run_dir) != "train":
+        return _error(f"{run_dir} holds no run, not a trained model")
     config = build_config(run_dir / CONFIG)
     for key in ("data", "filter_history", "ties", "eval_negatives"):
         if getattr(args, key) is not None:

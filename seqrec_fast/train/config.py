@@ -16,8 +16,8 @@ import yaml
 
 from ..models import ModelConfig
 from ..models.config import MODEL_NAMES  # noqa: F401  (re-exported: the names the CLI lists)
-from ..options import (FRACTION, NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, PROBABILITY, Check, ConfigError,
-                       check_value, fields, option, parse_value, unknown_key)
+from ..options import (FRACTION, NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, PROBABILITY, Check,
+                       ConfigError, check_value, fields, option, parse_value, unknown_key)
 
 # Kept free of torch imports: the command line builds its options from these dataclasses.
 LOSS_NAMES = ("ce", "bce", "sampled_softmax", "gbce", "stosa")  # train.losses.LOSSES
@@ -51,7 +51,7 @@ class TrainConfig:
     pvn_weight: float = option(0.005, check=NON_NEGATIVE_NUMBER, help="STOSA's positive-vs-negative margin weight")
     # optimisation
     optimizer: str = option("adam", choices=("adam", "adamw"), help="optimizer")
-    lr: float = option(1e-3, check=Check(lambda v: v > 0, "a number > 0"), help="learning rate")
+    lr: float = option(1e-3, check=POSITIVE_NUMBER, help="learning rate")
     weight_decay: float = option(0.0, check=NON_NEGATIVE_NUMBER, help="weight decay (decoupled with adamw)")
     beta1: float = option(0.9, check=FRACTION, help="Adam's beta1")
     beta2: float = option(0.999, check=FRACTION, help="Adam's beta2")

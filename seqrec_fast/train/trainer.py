@@ -84,7 +84,7 @@ class TrainingStep(nn.Module):
         if self.loss_weight != 1.0:
             loss = self.loss_weight * loss
         if self.auxiliary is not None:  # reads what the model's forward just computed
-            loss = loss + self.auxiliary(inputs)
+            loss = loss + self.auxiliary(inputs, targets)
         return loss
 
 

@@ -68,7 +68,9 @@ class Distillation(nn.Module):
         student.capture = True
         self.last: dict[str, Tensor] = {}  # the last step's terms, read as numbers once per epoch
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """The distillation loss of the student's forward on ``inputs`` (the targets play no part:
+        the teacher's predictions are the student's)."""
         captured = self.student.captured
         self.student.captured = None
         if captured is None:

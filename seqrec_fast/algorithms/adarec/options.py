@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ...options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, Check, option, to_dict
+from ...options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, Check, option, to_dict
 from ...train.callbacks import ARCHITECTURE_SOURCES
 from .space import EDGES, OPS
 
@@ -38,7 +38,7 @@ class AdaRecConfig:
     gamma: float = option(0.5, check=_UNIT, help="weight of the distillation loss against cross-entropy (Eq. 16)")
     beta: float = option(8.0, check=Check(lambda v: 0 <= v <= 1000, "a number in [0, 1000]"),
                          help="weight of the cost loss (Eq. 16)")
-    kd_temperature: float = option(1.0, check=Check(lambda v: v > 0, "a number > 0"),
+    kd_temperature: float = option(1.0, check=POSITIVE_NUMBER,
                                    help="softmax temperature of the prediction-layer distillation")
     emb_loss: bool = option(True, help="distil the embedding layer (L_emb)")
     hidden_loss: bool = option(True, help="distil the hidden layers through EMD (L_hidden)")
@@ -55,7 +55,7 @@ class AdaRecConfig:
                                          "this search's architecture steps")
     architecture_weight_decay: float = option(1e-4, check=NON_NEGATIVE_NUMBER,
                                               help="decoupled weight decay of the architecture parameters")
-    temperature: float = option(1.0, check=Check(lambda v: v > 0, "a number > 0"),
+    temperature: float = option(1.0, check=POSITIVE_NUMBER,
                                 help="initial Gumbel-softmax temperature")
     temperature_decay: float = option(0.8, check=_OPEN_UNIT, help="factor the temperature is multiplied by")
     temperature_every: int = option(0, check=NON_NEGATIVE,

@@ -34,8 +34,8 @@ class WeightedObjectives(nn.Module):
         self.reconstruction.copy_(torch.tensor(weights.reconstruction))
         self.independence.copy_(torch.tensor(weights.independence))
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        independence, reconstruction = self.objectives(inputs)
+    def forward(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        independence, reconstruction = self.objectives(inputs)  # the targets play no part
         return (self.independence * independence).sum() + (self.reconstruction * reconstruction).sum()
 
 

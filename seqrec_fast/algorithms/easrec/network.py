@@ -39,29 +39,11 @@ from ...models.config import ModelConfig
 from ...models.layers import Dropout, init_weights, positions_from_first_item
 from ...models.sasrec import SASRec
 from ...nas.relaxations import gumbel_softmax
+from ...nas.slicing import sliced, sliced_norm
 from ...ops import SlicedLinear
 from .space import GATE_LAYERS, HEADS, most_probable
 
 GATE_SCALE = 2.0  # gamma of Eq. 7: a gate scales by (0, 2), and starts at 2 sigmoid(0) = 1
-
-
-def sliced(layer: SlicedLinear, x: Tensor, out: int) -> Tensor:
-    """``layer`` on the first x.shape[-1] input features, its first ``out`` outputs: [..., out]."""
-    out_max, in_max = layer.weight.shape
-    width = x.shape[-1]
-    flat = x.reshape(-1, width)
-    if width < in_max:
-        flat = F.pad(flat, (0, in_max - width))
-    y = layer(flat, width, out)
-    if out < out_max:
-        y = y[:, :out]
-    return y.reshape(*x.shape[:-1], out)
-
-
-def sliced_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
-    """``norm`` over the first x.shape[-1] features, with that prefix of its weight and bias."""
-    width = x.shape[-1]
-    return F.layer_norm(x, (width,), norm.weight[:width], norm.bias[:width], norm.eps)
 
 
 class Gate(nn.Module):

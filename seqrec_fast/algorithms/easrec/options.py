@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ...options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, Check, option, to_dict
+from ...options import NON_NEGATIVE, NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, Check, option, to_dict
 from ...train.callbacks import ARCHITECTURE_SOURCES
 from .space import GATES, candidate_index, parse_architecture
 
@@ -48,7 +48,7 @@ class EASRecConfig:
                                            "users, or the validation split")
     held_out_users: float = option(0.1, check=_OPEN_UNIT,
                                    help="share of the training users held out for the architecture steps")
-    architecture_lr: float = option(1e-3, check=Check(lambda v: v > 0, "a number > 0"),
+    architecture_lr: float = option(1e-3, check=POSITIVE_NUMBER,
                                     help="AdamW learning rate of the architecture parameters alpha and beta")
     architecture_weight_decay: float = option(1e-6, check=NON_NEGATIVE_NUMBER,
                                               help="decoupled weight decay of the architecture parameters")

@@ -23,11 +23,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import statistics
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from ...models import ModelConfig, ModelSpec
@@ -35,6 +33,7 @@ from ...nas.cost import Cost
 from ...nas.relaxations import ARCHITECTURE_STREAM, WEIGHT_STREAM, TemperatureSchedule, keyed_generator
 from ...nas.search_loop import default_log, load_search_config, open_search, retrain_search
 from ...nas.search_run import SPEC, SUPERNET, SearchResult, SearchRun
+from ...nas.timing import scoring_inputs, scoring_ms
 from ...options import parse_options
 from ...train.callbacks import ArchitectureStep, TrainerCallbacks
 from ...train.checkpoint import load_checkpoint
@@ -49,8 +48,6 @@ from .space import GATE_LAYERS, HEADS, Space, architecture_cost
 
 NAME = "easrec"
 FINAL_TEMPERATURE = 0.01  # the paper's floor
-SCORING_USERS = 256  # validation users whose full ranking is timed per candidate
-SCORING_REPEATS = 5
 
 
 # -- the space and its costs -----------------------------------------------------------------------
@@ -183,33 +180,6 @@ def supernet_config(train: TrainConfig, options: EASRecConfig, run: SearchRun) -
 
 
 # -- scoring the candidates ------------------------------------------------------------------------
-def scoring_inputs(dataset, train: TrainConfig) -> torch.Tensor:
-    """The validation inputs of the first SCORING_USERS users: the batch every candidate's
-    scoring time is measured on."""
-    loader = dataset.eval_loader(split="valid", batch_size=SCORING_USERS, max_len=train.model.max_len,
-                                 seed=train.seed, num_threads=train.loader_threads)
-    return torch.from_numpy(np.asarray(next(iter(loader))["inputs"])).long()
-
-
-def scoring_ms(model: ElasticSASRec, inputs: torch.Tensor) -> float:
-    """Milliseconds to score every item for ``inputs`` on the CPU with one thread (median of
-    SCORING_REPEATS, after one untimed call)."""
-    model = copy.deepcopy(model).cpu().eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            model.predict(inputs)
-            seconds = []
-            for _ in range(SCORING_REPEATS):
-                started = time.perf_counter()
-                model.predict(inputs)
-                seconds.append(time.perf_counter() - started)
-    finally:
-        torch.set_num_threads(threads)
-    return round(1000 * statistics.median(seconds), 3)
-
-
 def measured(model: ElasticSASRec, cost: Cost, inputs: torch.Tensor) -> dict[str, Any]:
     return {"multiply_adds": cost.multiply_adds, "params": cost.params, "scoring_ms": scoring_ms(model, inputs)}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ...options import NON_NEGATIVE_NUMBER, POSITIVE, Check, option, to_dict
+from ...options import NON_NEGATIVE_NUMBER, POSITIVE, POSITIVE_NUMBER, Check, option, to_dict
 from .space import OPS, block_sizes, parse_layers
 
 PROJECTORS = ("light", "flatten")
@@ -24,7 +24,7 @@ class NASRConfig:
     paths: int = option(4, check=POSITIVE, help="paths of a block sampled uniformly per supernet step")
     block_epochs: int = option(2, check=POSITIVE, help="epochs of each block's supernet training")
     supernet_batch: int = option(64, check=POSITIVE, help="sequences per supernet step")
-    supernet_lr: float = option(1e-3, check=Check(lambda v: v > 0, "a number > 0"),
+    supernet_lr: float = option(1e-3, check=POSITIVE_NUMBER,
                                 help="AdamW learning rate of each block's supernet training")
     supernet_weight_decay: float = option(0.01, check=NON_NEGATIVE_NUMBER,
                                           help="AdamW weight decay of each block's supernet training")
