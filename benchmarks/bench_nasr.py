@@ -70,23 +70,28 @@ class Table:
         self.args, self.root = args, Path(args.out)
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = self.root / "bench.log"
-        self.common = ["--data", args.data, *PROTOCOL, *shlex.split(args.train), "--threads", str(args.threads),
-                       "--no-progress", "--json"]
+        self.runtime = ["--threads", str(args.threads), "--no-progress", "--json"]
+        self.common = ["--data", args.data, *PROTOCOL, *shlex.split(args.train), *self.runtime]
 
     def train_gru4rec(self, seed: int) -> tuple[dict, Path]:
         out = self.root / f"seed{seed}" / "gru4rec"
         if not (out / "result.json").is_file():
-            resume = ["--resume"] if (out / "checkpoints").is_dir() else []
-            run_json([CLI, "train", "--model", "gru4rec", "--out", str(out), "--seed", str(seed), *self.common,
-                      *resume], self.log)
+            # a resumed run keeps its own configuration; only the runtime flags may be given again
+            if (out / "checkpoints").is_dir():
+                run_json([CLI, "train", "--out", str(out), "--resume", *self.runtime], self.log)
+            else:
+                run_json([CLI, "train", "--model", "gru4rec", "--out", str(out), "--seed", str(seed), *self.common],
+                         self.log)
         return json.loads((out / "result.json").read_text()), out
 
     def search(self, name: str, seed: int, options: list[str]) -> tuple[dict, dict, Path]:
         out = self.root / f"seed{seed}" / name
         if not (out / "result.json").is_file():
-            resume = ["--resume"] if (out / "config.yaml").is_file() else []
-            run_json([CLI, "search", "nasr", "--out", str(out), "--seed", str(seed), *self.common, *options, *resume],
-                     self.log)
+            if (out / "config.yaml").is_file():
+                run_json([CLI, "search", "nasr", "--out", str(out), "--resume", *self.runtime], self.log)
+            else:
+                run_json([CLI, "search", "nasr", "--out", str(out), "--seed", str(seed), *self.common, *options],
+                         self.log)
         if not (out / "retrain" / "result.json").is_file():
             run_json([CLI, "retrain", str(out), "--json"], self.log)
         return (json.loads((out / "result.json").read_text()), json.loads((out / "retrain" / "result.json").read_text()),
