@@ -66,3 +66,33 @@ def mean_sd(rows: list[dict], skip: tuple[str, ...] = ("seed",)) -> dict[str, di
         out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                     "n": len(values)}
     return out
+
+
+class Runs:
+    """A study's runs under one folder, each one documented command. A stopped bench comes back to
+    them: a run with a result.json is read back, an interrupted one continues with --resume and the
+    runtime flags alone, since a resumed run keeps its own configuration. Every command is logged to
+    ROOT/bench.log."""
+
+    def __init__(self, root: Path, configuration: list[str], threads: int):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = self.root / "bench.log"
+        self.runtime = ["--threads", str(threads), "--no-progress", "--json"]
+        self.configuration = configuration
+
+    def finish(self, command: list[str], out: Path, seed: int, options: list[str],
+               started: str = "config.yaml") -> None:
+        """Runs ``seqrec-fast COMMAND --out OUT`` with the configuration and ``options`` at ``seed``,
+        or resumes it where ``started`` (a file or folder the run writes) shows it began."""
+        if (out / "result.json").is_file():
+            return
+        if (out / started).exists():
+            run_json([CLI, *command, "--out", str(out), "--resume", *self.runtime], self.log)
+        else:
+            run_json([CLI, *command, "--out", str(out), "--seed", str(seed), *self.configuration, *options,
+                      *self.runtime], self.log)
+
+    def retrain(self, out: Path) -> None:
+        if not (out / "retrain" / "result.json").is_file():
+            run_json([CLI, "retrain", str(out), "--json"], self.log)

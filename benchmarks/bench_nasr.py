@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import CLI, RESULTS, machine, mean_sd, run_json, write_result
+from _results import RESULTS, Runs, machine, mean_sd, write_result
 
 BATCH = 256  # targets per step
 PROTOCOL = ["--hidden-size", "64", "--lr", "1e-3", "--batch-size", str(BATCH), "--max-len", "50"]
@@ -67,36 +67,20 @@ def kendall_tau(x: list[float], y: list[float]) -> float:
 
 class Table:
     def __init__(self, args: argparse.Namespace):
-        self.args, self.root = args, Path(args.out)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.log = self.root / "bench.log"
-        self.runtime = ["--threads", str(args.threads), "--no-progress", "--json"]
-        self.common = ["--data", args.data, *PROTOCOL, *shlex.split(args.train), *self.runtime]
+        self.root = Path(args.out)
+        self.runs = Runs(self.root, ["--data", args.data, *PROTOCOL, *shlex.split(args.train)], args.threads)
 
     def train_gru4rec(self, seed: int) -> tuple[dict, Path]:
         out = self.root / f"seed{seed}" / "gru4rec"
-        if not (out / "result.json").is_file():
-            # a resumed run keeps its own configuration; only the runtime flags may be given again
-            if (out / "checkpoints").is_dir():
-                run_json([CLI, "train", "--out", str(out), "--resume", *self.runtime], self.log)
-            else:
-                run_json([CLI, "train", "--model", "gru4rec", "--out", str(out), "--seed", str(seed), *self.common],
-                         self.log)
+        self.runs.finish(["train"], out, seed, ["--model", "gru4rec"], started="checkpoints")
         return json.loads((out / "result.json").read_text()), out
 
     def search(self, name: str, seed: int, options: list[str]) -> tuple[dict, dict, Path]:
         out = self.root / f"seed{seed}" / name
-        if not (out / "result.json").is_file():
-            if (out / "config.yaml").is_file():
-                run_json([CLI, "search", "nasr", "--out", str(out), "--resume", *self.runtime], self.log)
-            else:
-                run_json([CLI, "search", "nasr", "--out", str(out), "--seed", str(seed), *self.common, *options],
-                         self.log)
-        if not (out / "retrain" / "result.json").is_file():
-            run_json([CLI, "retrain", str(out), "--json"], self.log)
+        self.runs.finish(["search", "nasr"], out, seed, options)
+        self.runs.retrain(out)
         return (json.loads((out / "result.json").read_text()), json.loads((out / "retrain" / "result.json").read_text()),
                 out)
-
 
     def proxy_ranking(self, seed: int, nasr_dir: Path, dataset, hybrid_rows: list[dict]) -> dict:
         """Kendall's tau between NASR's proxy and the hybrids' retrained validation NDCG@10; the
