@@ -146,7 +146,9 @@ def main() -> None:
     candidates = []
     if args.all_architectures is not None:
         seed = args.all_architectures
-        candidates = [bench.run(f"scratch-{keep:g}x{depth}", seed, ["--architecture", f"{keep:g}x{depth}"])
+        # The full candidate from scratch is the "full" row of that seed: one run, not two.
+        candidates = [bench.run("full" if f"{keep:g}x{depth}" == FULL else f"scratch-{keep:g}x{depth}", seed,
+                                ["--architecture", f"{keep:g}x{depth}"])
                       for keep in KEEP for depth in range(1, LAYERS + 1)]
     names = dict.fromkeys(r["name"] for r in rows)
     means = {name: mean_sd(by(rows, name)) for name in names}

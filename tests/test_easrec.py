@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 
 from seqrec_fast import ops
 from seqrec_fast.algorithms.easrec import search as easrec
@@ -275,9 +276,10 @@ def test_a_fixed_architecture_skips_the_search_and_trains_from_scratch(tmp_path,
 
 
 # ------------------------------------------------------------------------------- the commands
-def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(commands_on_tiny):
+def test_search_retrain_recommend_evaluate_and_export_commands_on_the_tiny_preset(commands_on_tiny, tmp_path):
     found, card = commands_on_tiny("easrec")
     assert len(found["architecture"]["candidates"]) == 12
+    assert yaml.safe_load((tmp_path / "search" / "config.yaml").read_text())["train"]["window"] == "sliding"
     assert card["model"]["model"]["hidden_size"] == found["architecture"]["width"]  # the derived model, not the supernet
 
 
