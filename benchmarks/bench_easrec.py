@@ -2,14 +2,14 @@
 every architecture trained from scratch, each row from the documented commands.
 
     python benchmarks/bench_easrec.py --data ../shared/data/ml-100k [--seeds 42,1,2] \\
-        [--lambdas 0,0.01,0.1,1] [--gates one,none] [--all-architectures SEED] [--out runs/bench-easrec] \\
-        [--name NAME] [--threads 1] [--train="--epochs 30"] [-- MORE SEARCH OPTIONS]
+        [--lambdas 0,0.01,0.1,1] [--gates one,none [--gate-seeds 42]] [--all-architectures SEED] \\
+        [--out runs/bench-easrec] [--name NAME] [--threads 1] [--train="--epochs 30"] [-- MORE SEARCH OPTIONS]
 
 Per seed it runs
 
     seqrec-fast search easrec --data D --out RUN/full --architecture 1x4 --seed S --json [protocol]
     seqrec-fast search easrec --data D --out RUN/lambdaL --flops-lambda L --seed S --json [protocol]
-    seqrec-fast search easrec --data D --out RUN/gatesG --gates G --seed S --json [protocol]   (--gates)
+    seqrec-fast search easrec --data D --out RUN/gates-G --gates G --seed S --json [protocol]  (--gates)
     seqrec-fast retrain RUN/... --json                                                    (each of them)
 
 and with --all-architectures SEED every candidate KEEPxDEPTH of the space from scratch at that
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--lambdas", default="0,0.01,0.1,1")
     parser.add_argument("--gates", default="", help="gate kinds of the ablation besides the default two-layer one")
+    parser.add_argument("--gate-seeds", default=None, help="the seeds of the gate ablation (default: --seeds)")
     parser.add_argument("--all-architectures", type=int, default=None, metavar="SEED",
                         help="train every candidate from scratch at this seed")
     parser.add_argument("--out", default="runs/bench-easrec")
@@ -135,12 +136,13 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     lambdas = [float(v) for v in args.lambdas.split(",") if v]
     gates = [g for g in args.gates.split(",") if g]
+    gate_seeds = seeds if args.gate_seeds is None else [int(s) for s in args.gate_seeds.split(",") if s]
     rows = []
     for seed in seeds:
         rows.append(bench.run("full", seed, ["--architecture", FULL]))
         rows += [bench.run(lambda_name(v), seed, ["--flops-lambda", f"{v:g}"]) for v in lambdas]
         rows += [bench.run(f"gates-{g}", seed, ["--gates", g, "--flops-lambda", f"{LAMBDA_FOR_CLAIM:g}"])
-                 for g in gates]
+                 for g in gates if seed in gate_seeds]
         print(f"seed {seed}: " + ", ".join(f"{r['name']} {r['architecture']} {r['test_ndcg@10']:.4f}"
                                            for r in rows if r["seed"] == seed), flush=True)
     candidates = []
