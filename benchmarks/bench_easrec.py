@@ -65,6 +65,10 @@ class Bench:
                 "searched": bool(found.get("evaluations"))}
 
 
+def seed_list(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s]
+
+
 def lambda_name(value: float) -> str:
     return f"lambda{value:g}"
 
@@ -133,10 +137,10 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="more EASRec search options, after --")
     args = parser.parse_args()
     bench = Bench(args)
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    seeds = seed_list(args.seeds)
     lambdas = [float(v) for v in args.lambdas.split(",") if v]
     gates = [g for g in args.gates.split(",") if g]
-    gate_seeds = seeds if args.gate_seeds is None else [int(s) for s in args.gate_seeds.split(",") if s]
+    gate_seeds = seeds if args.gate_seeds is None else seed_list(args.gate_seeds)
     rows = []
     for seed in seeds:
         rows.append(bench.run("full", seed, ["--architecture", FULL]))
@@ -148,10 +152,10 @@ def main() -> None:
     candidates = []
     if args.all_architectures is not None:
         seed = args.all_architectures
+        architectures = [f"{keep:g}x{depth}" for keep in KEEP for depth in range(1, LAYERS + 1)]
         # The full candidate from scratch is the "full" row of that seed: one run, not two.
-        candidates = [bench.run("full" if f"{keep:g}x{depth}" == FULL else f"scratch-{keep:g}x{depth}", seed,
-                                ["--architecture", f"{keep:g}x{depth}"])
-                      for keep in KEEP for depth in range(1, LAYERS + 1)]
+        candidates = [bench.run("full" if a == FULL else f"scratch-{a}", seed, ["--architecture", a])
+                      for a in architectures]
     names = dict.fromkeys(r["name"] for r in rows)
     means = {name: mean_sd(by(rows, name)) for name in names}
     claims = lambda_claims(rows, lambdas) if seeds and lambdas else {}

@@ -25,8 +25,9 @@ class EASRec(Algorithm):
     implementation = "seqrec_fast.algorithms.easrec.search"
     options = EASRecConfig
     backbones = ("sasrec",)  # its linear-attention variant, with SASRec's widths, length and dropout
-    # Disjoint windows rather than SASRec's strided ones: on ml-100k at max_len 200 a supernet epoch
-    # takes a ninth of the time and its first epoch scores higher on validation (docs/experiments.md).
+    # Disjoint windows rather than SASRec's strided ones: at EASRec's long max_len a strided window
+    # runs a full-length forward for a few targets, and validation does not reward the extra
+    # context (docs/experiments.md).
     default_window = "sliding"
 
     def build_model(self, spec, n_items: int):
