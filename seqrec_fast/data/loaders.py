@@ -35,7 +35,8 @@ class TrainLoaderConfig:
     mode: "causal" (next-item targets at every position: SASRec, NextItNet, GRU4Rec) or "cloze"
       (masked items, mask token n_items + 1, with probability `mask_prob`: BERT4Rec). In "cloze",
       a share `mask_last_ratio` of the windows masks only its last item instead, the task
-      evaluation poses (RecBole's ft_ratio); they go to batches of batch_size windows.
+      evaluation poses (RecBole's ft_ratio, which RecBole draws per batch); they go to batches of
+      batch_size windows.
     window: "last" (one sample per user: the last max_len positions of its training sequence),
       "sliding" (the training sequence cut into windows of max_len targets from the end, so that
       every training interaction is a target exactly once per epoch) or "stride" (windows of
