@@ -95,6 +95,52 @@ def test_masked_forward_computes_the_sliced_forward_on_every_route(monkeypatch, 
         torch.testing.assert_close(model.predict_traceable(many), model.predict(many), rtol=0, atol=1e-9)
 
 
+def test_grouped_training_forward_computes_the_masked_forward_and_its_gradients(with_offsets):
+    """Training runs each group of rows sliced at its route's widths: the same states after every
+    depth choice as the masked full-width forward, and the same gradients for the backbone and,
+    through the routes' weights, the router."""
+    torch.manual_seed(0)
+    model = with_offsets(compound()).double()
+    inputs = windows(48, seed=2)
+    routes = torch.arange(48) % len(SPACE)  # every route, several groups of widths in one batch
+    embedding, hidden = model.route_embedding[routes], model.route_hidden[routes]
+    grouped = model.backbone.grouped(inputs, embedding, hidden)
+    masked = model.backbone.masked(inputs, embedding, hidden)
+    assert len(grouped) == len(masked) == len(SPACE.depths)
+    for ours, reference in zip(grouped, masked):
+        torch.testing.assert_close(ours, reference, rtol=0, atol=1e-10)
+    weights = torch.randn(len(SPACE.depths), 48, 1, 1, dtype=torch.float64)
+
+    def gradients(states):
+        model.zero_grad()
+        loss = sum((w * state).square().sum() for w, state in zip(weights, states))
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.backbone.named_parameters() if p.grad is not None}
+
+    ours = gradients(model.backbone.grouped(inputs, embedding, hidden))
+    reference = gradients(model.backbone.masked(inputs, embedding, hidden))
+    assert ours.keys() == reference.keys()
+    for name in reference:
+        torch.testing.assert_close(ours[name], reference[name], rtol=1e-9, atol=1e-10, msg=name)
+
+
+def test_training_forward_runs_the_grouped_path_and_keeps_the_router_gradient(with_offsets, monkeypatch):
+    torch.manual_seed(0)
+    model = with_offsets(compound()).double().train()
+    model.generator = torch.Generator().manual_seed(0)
+    calls = []
+    for name in ("grouped", "masked"):
+        original = getattr(model.backbone, name)
+        monkeypatch.setattr(model.backbone, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    model(windows(12)).sum().backward()
+    assert calls == ["grouped"]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.router.parameters())
+    calls.clear()
+    with torch.no_grad():
+        model.eval()(windows(12))
+    assert calls == ["masked"]  # static shapes outside training: what the export traces
+
+
 @pytest.mark.parametrize("width", [8, 12, 16])
 def test_a_route_block_is_a_standard_sasrec_block_with_its_slice_of_the_weights(with_offsets, width):
     torch.manual_seed(0)

@@ -19,7 +19,9 @@ the item embedding and shared by every exit.
     masked(inputs, e, h)        every row at the widest tensor widths, masked to its own prefixes
                                 (LayerNorm statistics over them alone), attention once per hidden
                                 choice with each row reading its own, the state after every depth
-                                choice's block returned: static shapes, for training and export
+                                choice's block returned: static shapes, for export
+    grouped(inputs, e, h)       the same states, each group of rows sharing (e, h) run sliced at
+                                them to the deepest block: training
     sliced_scores(inputs, ...)  rows grouped by (e, h), each group run through ops.sliced_linear at
                                 its own widths and stopped at each row's depth, whose block runs
                                 the final position only: a small route multiplies less (inference)
@@ -180,6 +182,38 @@ class CompoundBackbone(nn.Module):
             if depth in self.space.depths:
                 exits.append(x)
         return exits
+
+    # -- grouped: training at each route's widths --------------------------------------------
+    def grouped(self, inputs: Tensor, embedding: Tensor, hidden: Tensor) -> list[Tensor]:
+        """What :meth:`masked` returns (every depth choice's states, zero past each row's hidden
+        width), computed group by group: the rows sharing an embedding and hidden width run sliced
+        at them, attention once at their own width, so a narrow row multiplies less than at the
+        widest tensor widths. Every row still runs to the deepest block, as each of its depth
+        exits reaches the loss through its route's weight."""
+        padding = inputs == 0
+        mask = attention_mask(~padding, causal=True)
+        keys = (embedding * (self.max_hidden + 1) + hidden).tolist()
+        groups: dict[int, list[int]] = {}
+        for row, key in enumerate(keys):
+            groups.setdefault(key, []).append(row)
+        order, exits = [], [[] for _ in self.space.depths]
+        for members in groups.values():
+            rows = torch.tensor(members, device=inputs.device)
+            width, group_padding, group_mask = int(hidden[members[0]]), padding[rows], mask[rows]
+            x = self.embedded(inputs[rows], group_padding, int(embedding[members[0]]))
+            x = self.dropout(sliced_norm(self.embedding_norm, x))
+            x = sliced(self.projection, x, width).masked_fill(group_padding[..., None], 0.0)
+            exit_index = 0
+            for depth, block in enumerate(self.blocks, 1):
+                x = block.sliced(x, group_mask).masked_fill(group_padding[..., None], 0.0)
+                if depth in self.space.depths:
+                    exits[exit_index].append(F.pad(x, (0, self.max_hidden - width)))
+                    exit_index += 1
+            order.extend(members)
+        restore = torch.empty(len(order), dtype=torch.long)
+        restore[torch.tensor(order)] = torch.arange(len(order))
+        restore = restore.to(inputs.device)
+        return [torch.cat(states)[restore] for states in exits]
 
     # -- sliced ------------------------------------------------------------------------------
     def sliced_scores(self, inputs: Tensor, routes: Tensor) -> Tensor:

@@ -1,9 +1,11 @@
 """CANet's model: a router that gives each window one route of the compound backbone.
 
-    forward(inputs)            the masked full-width backbone (backbone.py) with each row's route:
-                               in training a hard Gumbel-softmax sample of the router's logits
-                               (one-hot forward, straight-through gradient, temperature tau, noise
-                               from the generator the step sets); otherwise the argmax. Every
+    forward(inputs)            the backbone (backbone.py) with each row's route: in training a
+                               hard Gumbel-softmax sample of the router's logits (one-hot forward,
+                               straight-through gradient, temperature tau, noise from the
+                               generator the step sets), each group of rows sharing the route's
+                               widths run at them; otherwise the argmax, through the masked
+                               full-width forward (static shapes, what the export traces). Every
                                depth exit of the row's widths is computed and weighted by its
                                route's one-hot weight, so the router's logits get the gradient of
                                the sampled route's output. [B, L, H], scored by the classifier.
@@ -102,7 +104,8 @@ class CANet(SequentialRecommender):
     def forward(self, inputs: Tensor) -> Tensor:
         weights = self.route_weights(inputs)
         routes = weights.detach().argmax(dim=-1)
-        exits = self.backbone.masked(inputs, self.route_embedding[routes], self.route_hidden[routes])
+        run = self.backbone.grouped if self.training else self.backbone.masked  # static shapes to export
+        exits = run(inputs, self.route_embedding[routes], self.route_hidden[routes])
         depth_weights = weights.gather(1, self.same_widths[routes]).to(exits[0].dtype)
         return sum(depth_weights[:, j, None, None] * state for j, state in enumerate(exits))
 
