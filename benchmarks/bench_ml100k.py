@@ -124,6 +124,11 @@ def recbole_rows(model: str) -> list[dict]:
     return rows
 
 
+def recbole_summary(rows: list[dict]) -> dict:
+    """Mean and sd over RecBole's finished runs (:func:`recbole_rows`) of what the table shows."""
+    return {key: mean_sd([r[key] for r in rows]) for key in ("ndcg@10", "hr@10", "time_to_best_s", "seconds_per_epoch")}
+
+
 def paired_bootstrap(ours: dict[str, list[float]], theirs: dict[str, list[float]], seed: int = 0) -> dict:
     """95% interval of the mean over users of (ours - theirs), users resampled with replacement."""
     rng = np.random.default_rng(seed)
@@ -182,8 +187,7 @@ def main() -> int:
                    "summary": summary(rows), "runs": rows, "recbole": recbole_rows(model),
                    "per_user_test_mean_over_seeds": users, "machine": machine(note="")}
         if payload["recbole"]:
-            payload["recbole_summary"] = {key: mean_sd([r[key] for r in payload["recbole"]])
-                                          for key in ("ndcg@10", "hr@10", "time_to_best_s", "seconds_per_epoch")}
+            payload["recbole_summary"] = recbole_summary(payload["recbole"])
         if args.against is not None:
             other = json.loads(result_path(model, args.against).read_text())
             payload["against"] = {"name": args.against, "seeds": other["seeds"],

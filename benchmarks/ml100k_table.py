@@ -4,7 +4,8 @@
 
 For each backbone: the test NDCG@10 and HR@10 over seeds (mean ± sd and the 95% t interval of
 the mean), the wall time to the best validation epoch, the pace in seconds per epoch, and the same
-for RecBole's runs where results/recbole_<model>_ml-100k*.json holds a finished one."""
+for RecBole's runs where results/recbole_<model>_ml-100k*.json holds a finished one (read now, so
+that a RecBole run finished after our seeds shows)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import math
 import sys
 
 from _results import RESULTS
-from bench_ml100k import result_path
+from bench_ml100k import recbole_rows, recbole_summary, result_path
 
 # Student's t 0.975 quantiles by degrees of freedom (seeds - 1); beyond them the normal's.
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -41,8 +42,9 @@ def row(model: str, name: str) -> str:
     s, seeds = payload["summary"], len(payload["seeds"])
     cells = [DISPLAY[model], str(seeds), ours(s, "ndcg@10"), ours(s, "hr@10"),
              f"{s['time_to_best_s']['mean']:.0f}", f"{s['seconds_per_epoch']['mean']:.1f}"]
-    recbole = payload.get("recbole_summary")
-    if recbole:
+    finished = recbole_rows(model)
+    if finished:
+        recbole = recbole_summary(finished)
         runs = recbole["ndcg@10"]["n"]
         cells += [f"{recbole['ndcg@10']['mean']:.4f}" + (f" ({runs} runs)" if runs > 1 else ""),
                   f"{recbole['hr@10']['mean']:.4f}", f"{recbole['time_to_best_s']['mean']:,.0f}",
