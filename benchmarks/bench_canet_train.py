@@ -59,12 +59,12 @@ def step(trainer: Trainer, index: int, batch: dict) -> None:
     trainer.train_module(inputs, targets, negatives).backward()
 
 
-def time_paths(trainer: Trainer, steps: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per step of each path, one entry per (round, batch)."""
+def time_paths(trainer: Trainer, batches: list[dict], repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of each path, one entry per (round, batch). The model's training forward
+    calls ``backbone.grouped``; pointing it at ``masked`` for a turn times the reference path."""
     backbone = trainer.model.backbone
     grouped = backbone.grouped
     paths = {"grouped": grouped, "masked": backbone.masked}
-    batches = [batch for _, batch in zip(range(steps), trainer.train_loader.epoch(0))]
     trainer.train_module.train()
     times: dict[str, list[float]] = {name: [] for name in paths}
     try:
@@ -95,8 +95,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as out:
         trainer = trainer_for(args.data, out, args.threads)
-        times = time_paths(trainer, args.steps, args.repeats)
-        windows = [len(batch["inputs"]) for _, batch in zip(range(args.steps), trainer.train_loader.epoch(0))]
+        batches = [batch for _, batch in zip(range(args.steps), trainer.train_loader.epoch(0))]
+        times = time_paths(trainer, batches, args.repeats)
+        windows = [len(batch["inputs"]) for batch in batches]
         steps_per_epoch = trainer.steps_per_epoch
     medians = {name: statistics.median(values) for name, values in times.items()}
     result = {

@@ -166,6 +166,12 @@ class CompoundBackbone(nn.Module):
         return (F.embedding(inputs, self.items.weight[:, :width])
                 + F.embedding(positions, self.positions.weight[:, :width]))
 
+    def projected(self, inputs: Tensor, padding: Tensor, embedding: int, hidden: int) -> Tensor:
+        """The first block's input [B, L, hidden] of rows that share an ``embedding`` and ``hidden``
+        width, run sliced at them (zero at padding)."""
+        x = self.dropout(sliced_norm(self.embedding_norm, self.embedded(inputs, padding, embedding)))
+        return sliced(self.projection, x, hidden).masked_fill(padding[..., None], 0.0)
+
     # -- static shapes ----------------------------------------------------------------------
     def masked(self, inputs: Tensor, embedding: Tensor, hidden: Tensor) -> list[Tensor]:
         """The states [B, L, H] after each depth choice's block, each row at its own ``embedding``
@@ -192,17 +198,14 @@ class CompoundBackbone(nn.Module):
         exits reaches the loss through its route's weight."""
         padding = inputs == 0
         mask = attention_mask(~padding, causal=True)
-        keys = (embedding * (self.max_hidden + 1) + hidden).tolist()
-        groups: dict[int, list[int]] = {}
-        for row, key in enumerate(keys):
-            groups.setdefault(key, []).append(row)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for row, widths in enumerate(zip(embedding.tolist(), hidden.tolist())):
+            groups.setdefault(widths, []).append(row)
         order, exits = [], [[] for _ in self.space.depths]
-        for members in groups.values():
+        for (embedding_width, width), members in groups.items():
             rows = torch.tensor(members, device=inputs.device)
-            width, group_padding, group_mask = int(hidden[members[0]]), padding[rows], mask[rows]
-            x = self.embedded(inputs[rows], group_padding, int(embedding[members[0]]))
-            x = self.dropout(sliced_norm(self.embedding_norm, x))
-            x = sliced(self.projection, x, width).masked_fill(group_padding[..., None], 0.0)
+            group_padding, group_mask = padding[rows], mask[rows]
+            x = self.projected(inputs[rows], group_padding, embedding_width, width)
             exit_index = 0
             for depth, block in enumerate(self.blocks, 1):
                 x = block.sliced(x, group_mask).masked_fill(group_padding[..., None], 0.0)
@@ -233,9 +236,7 @@ class CompoundBackbone(nn.Module):
                                   device=inputs.device)
             width = self.space.hiddens[hidden]
             group_padding, group_mask = padding[rows], mask[rows]
-            x = self.embedded(inputs[rows], group_padding, self.space.embeddings[embedding])
-            x = self.dropout(sliced_norm(self.embedding_norm, x))
-            x = sliced(self.projection, x, width).masked_fill(group_padding[..., None], 0.0)
+            x = self.projected(inputs[rows], group_padding, self.space.embeddings[embedding], width)
             for depth, block in enumerate(self.blocks, 1):
                 exiting = depths == depth
                 if bool(exiting.any()):
