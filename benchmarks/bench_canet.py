@@ -30,7 +30,8 @@ uniform loss; and, with and without the guide loss, the mean route multiply-adds
 validation users (easy as the guide loss judges a window: the run's smallest route ranks the
 target in its top guide_k, the window's other items left out; `RoutingLosses.smallest_route_hits`)
 with a 95% Welch interval of hard minus easy. Claims: CANet's mean test NDCG@10 within 0.005 of
-the full static model's and of the matched one's. Writes
+the full static model's and of the matched one's (differences paired by seed, with a 95% Student
+t interval over the seeds). Writes
 benchmarks/results/canet_<dataset>[_<name>].json (or --output)."""
 
 from __future__ import annotations
@@ -205,11 +206,13 @@ def guide_effect(run_dir: Path) -> dict:
 
 
 def guide_summary(per_seed: dict[int, dict[str, dict]]) -> dict:
-    """Per seed the easy/hard split with and without the guide loss; the mean differences over seeds."""
+    """Per seed the easy/hard split with and without the guide loss; the mean differences over seeds,
+    with a Student t interval over the seeds."""
     summary = {"per_seed": per_seed}
     for name in ("canet", "no-guide"):
         differences = [g[name]["hard_minus_easy"] for g in per_seed.values() if g[name]["hard_minus_easy"] is not None]
         summary[f"{name}_mean_hard_minus_easy"] = statistics.fmean(differences) if differences else None
+        summary[f"{name}_mean_hard_minus_easy_ci{round(CONFIDENCE * 100)}"] = mean_interval(differences)
     return summary
 
 
@@ -227,6 +230,15 @@ def seed_runs(runs: Runs, seed: int) -> tuple[list[dict], dict[str, Path]]:
     return [row_of(name, seed, run_dir) for name, run_dir in dirs.items()], dirs
 
 
+def mean_interval(values: list[float]) -> list[float] | None:
+    """Student's t interval of the mean of per-seed values (None from one seed)."""
+    if len(values) < 2:
+        return None
+    half = float(student_t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
+    mean = statistics.fmean(values)
+    return [mean - half, mean + half]
+
+
 def closeness_claims(rows: list[dict]) -> dict:
     """CANet's mean test NDCG@10 within WITHIN of the full static model's and of the matched one's
     (differences paired by seed)."""
@@ -239,6 +251,7 @@ def closeness_claims(rows: list[dict]) -> dict:
         claims[f"canet_vs_{baseline}"] = {
             "routes": sorted({by_seed[baseline, s]["route"] for s in seeds}),
             "test_ndcg@10_differences": differences, "mean_difference": mean,
+            f"ci{round(CONFIDENCE * 100)}": mean_interval(differences),
             f"within_{WITHIN}": abs(mean) <= WITHIN, "canet_higher": mean > 0}
     return claims
 
@@ -267,6 +280,11 @@ def print_tables(means: dict, curve: dict, collapse: dict, guide: dict, claims: 
             shown = "n/a" if interval is None else (f"{e['hard_minus_easy']:+,.0f} "
                                                     f"[{interval[0]:+,.0f}, {interval[1]:+,.0f}]")
             print(f"  seed {seed} {name:<9} easy {e['easy_users']}/{e['users']}: {shown}")
+    for name in ("canet", "no-guide"):
+        interval = guide[f"{name}_mean_hard_minus_easy_ci{round(CONFIDENCE * 100)}"]
+        if interval is not None:
+            print(f"  mean over seeds {name:<9} {guide[f'{name}_mean_hard_minus_easy']:+,.0f} "
+                  f"[{interval[0]:+,.0f}, {interval[1]:+,.0f}] (t interval over the seeds)")
     print(json.dumps(claims, indent=2))
 
 
