@@ -68,6 +68,14 @@ def mean_sd(rows: list[dict], skip: tuple[str, ...] = ("seed",)) -> dict[str, di
     return out
 
 
+def t_interval(mean: float, sd: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of a mean over ``n`` runs (seeds) with standard deviation ``sd``."""
+    from scipy.stats import t as student_t  # scipy comes with POT, a dependency of the package
+
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * sd / n ** 0.5
+    return mean - half, mean + half
+
+
 class Runs:
     """A study's runs under one folder, each one documented command. A stopped bench comes back to
     them: a run with a result.json is read back, an interrupted one continues with --resume and the

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from scipy.stats import t as student_t  # scipy comes with POT, a dependency of the package
 
-from _results import RESULTS, Runs, machine, mean_sd, write_result
+from _results import RESULTS, Runs, machine, mean_sd, t_interval, write_result
 
 from seqrec_fast import load
 from seqrec_fast.algorithms.canet.losses import RoutingLosses
@@ -212,7 +212,7 @@ def guide_summary(per_seed: dict[int, dict[str, dict]]) -> dict:
     for name in ("canet", "no-guide"):
         differences = [g[name]["hard_minus_easy"] for g in per_seed.values() if g[name]["hard_minus_easy"] is not None]
         summary[f"{name}_mean_hard_minus_easy"] = statistics.fmean(differences) if differences else None
-        summary[f"{name}_mean_hard_minus_easy_ci{round(CONFIDENCE * 100)}"] = mean_interval(differences)
+        summary[f"{name}_mean_hard_minus_easy_ci95"] = mean_interval(differences)
     return summary
 
 
@@ -234,9 +234,7 @@ def mean_interval(values: list[float]) -> list[float] | None:
     """Student's t interval of the mean of per-seed values (None from one seed)."""
     if len(values) < 2:
         return None
-    half = float(student_t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
-    mean = statistics.fmean(values)
-    return [mean - half, mean + half]
+    return list(t_interval(statistics.fmean(values), statistics.stdev(values), len(values), CONFIDENCE))
 
 
 def closeness_claims(rows: list[dict]) -> dict:
@@ -251,7 +249,7 @@ def closeness_claims(rows: list[dict]) -> dict:
         claims[f"canet_vs_{baseline}"] = {
             "routes": sorted({by_seed[baseline, s]["route"] for s in seeds}),
             "test_ndcg@10_differences": differences, "mean_difference": mean,
-            f"ci{round(CONFIDENCE * 100)}": mean_interval(differences),
+            "ci95": mean_interval(differences),
             f"within_{WITHIN}": abs(mean) <= WITHIN, "canet_higher": mean > 0}
     return claims
 
@@ -281,7 +279,7 @@ def print_tables(means: dict, curve: dict, collapse: dict, guide: dict, claims: 
                                                     f"[{interval[0]:+,.0f}, {interval[1]:+,.0f}]")
             print(f"  seed {seed} {name:<9} easy {e['easy_users']}/{e['users']}: {shown}")
     for name in ("canet", "no-guide"):
-        interval = guide[f"{name}_mean_hard_minus_easy_ci{round(CONFIDENCE * 100)}"]
+        interval = guide[f"{name}_mean_hard_minus_easy_ci95"]
         if interval is not None:
             print(f"  mean over seeds {name:<9} {guide[f'{name}_mean_hard_minus_easy']:+,.0f} "
                   f"[{interval[0]:+,.0f}, {interval[1]:+,.0f}] (t interval over the seeds)")

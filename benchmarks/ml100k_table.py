@@ -11,29 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
-from _results import RESULTS
+from _results import RESULTS, t_interval
 from bench_ml100k import recbole_rows, recbole_summary, result_path
 
-# Student's t 0.975 quantiles by degrees of freedom (seeds - 1); beyond them the normal's.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 DISPLAY = {"sasrec": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Rec", "nextitnet": "NextItNet",
            "stosa": "STOSA"}
-
-
-def interval(summary: dict) -> tuple[float, float]:
-    """95% t interval of the mean over seeds."""
-    n = summary["n"]
-    half = T_975.get(n - 1, 1.96) * summary["sd"] / math.sqrt(n)
-    return summary["mean"] - half, summary["mean"] + half
 
 
 def ours(summary: dict, metric: str) -> str:
     if summary[metric]["n"] < 2:
         return f"{summary[metric]['mean']:.4f}"
-    low, high = interval(summary[metric])
+    low, high = t_interval(summary[metric]["mean"], summary[metric]["sd"], summary[metric]["n"])
     return f"{summary[metric]['mean']:.4f} ± {summary[metric]['sd']:.4f} [{low:.4f}, {high:.4f}]"
 
 
