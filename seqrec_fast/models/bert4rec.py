@@ -8,8 +8,9 @@ a position training has seen (training windows never exceed ``max_len``; an untr
 Defaults: RecBole's BERT4Rec (2 layers, 2 heads, dropout 0.2, mask_prob 0.2, and half of the
 windows masking only their last item: its ft_ratio 0.5, which RecBole draws per batch), trained
 on strided windows: each window's masks fall in its last ``stride`` positions with up to
-``max_len`` items of context, as at evaluation. Chosen on validation: strided windows score well above disjoint ones and within a
-seed's spread of one window per prefix at a fifth of its cost (docs/experiments.md)."""
+``max_len`` items of context, as at evaluation. Chosen on validation: strided windows score well
+above disjoint ones and within a seed's spread of one window per prefix at a fifth of its cost
+(docs/experiments.md)."""
 
 from __future__ import annotations
 

@@ -199,8 +199,8 @@ class CompoundBackbone(nn.Module):
         padding = inputs == 0
         mask = attention_mask(~padding, causal=True)
         groups: dict[tuple[int, int], list[int]] = {}
-        for row, widths in enumerate(zip(embedding.tolist(), hidden.tolist())):
-            groups.setdefault(widths, []).append(row)
+        for row, widths in enumerate(torch.stack([embedding, hidden], dim=1).tolist()):  # one host read
+            groups.setdefault(tuple(widths), []).append(row)
         order, exits = [], [[] for _ in self.space.depths]
         for (embedding_width, width), members in groups.items():
             rows = torch.tensor(members, device=inputs.device)
