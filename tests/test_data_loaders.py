@@ -121,14 +121,15 @@ WINDOWS = [dict(window="last"), dict(window="sliding"), dict(window="stride", st
 
 
 @pytest.mark.parametrize("windows", WINDOWS)
-@pytest.mark.parametrize("mode, mask_last_ratio", [("causal", 0.0), ("cloze", 0.0), ("cloze", 0.5)])
-def test_a_batch_holds_about_batch_size_targets(tiny, windows, mode, mask_last_ratio):
+@pytest.mark.parametrize("mode, mask_last_ratio, mask_span", [("causal", 0.0, "targets"), ("cloze", 0.0, "targets"),
+                                                              ("cloze", 0.5, "targets"), ("cloze", 0.5, "window")])
+def test_a_batch_holds_about_batch_size_targets(tiny, windows, mode, mask_last_ratio, mask_span):
     max_len, batch_size = 20, 96
     loader = tiny.train_loader(batch_size=batch_size, max_len=max_len, mode=mode, mask_last_ratio=mask_last_ratio,
-                               seed=3, **windows)
+                               mask_span=mask_span, seed=3, **windows)
     counts = [int(np.count_nonzero(b["targets"])) for b in loader.epoch(1)]
     assert len(counts) == len(loader) == len(list(loader.epoch(2)))  # the same count every epoch
-    span = windows.get("stride", max_len)  # a window's most targets
+    span = max_len if mask_span == "window" else windows.get("stride", max_len)  # a window's most targets
     # Batches of next-item targets are within one window of batch_size; masked targets are drawn
     # at random, so their batches are about batch_size on average.
     mean = np.mean(counts)
@@ -148,6 +149,25 @@ def test_cloze_windows_cover_every_training_interaction_once_per_epoch(tiny, win
             covered += [(user, int(x)) for x in row[-span:] if x]  # the window's target span
     expected = [(u, int(x)) for u in range(tiny.n_users) for x in tiny.train_sequence(u)]
     assert sorted(covered) == sorted(expected)
+
+
+def test_window_span_masks_every_position_as_often(tiny):
+    max_len, stride, mask_prob = 12, 3, 0.3
+    for span in ("targets", "window"):
+        loader = tiny.train_loader(batch_size=64, max_len=max_len, mode="cloze", mask_prob=mask_prob, mask_span=span,
+                                   window="stride", stride=stride, seed=5)
+        masks, items = np.zeros(max_len), np.zeros(max_len)
+        for b in loader.epoch(0):
+            masks += np.count_nonzero(b["inputs"] == tiny.mask_token, axis=0)
+            items += np.count_nonzero(b["inputs"], axis=0)
+        rate = masks / items  # the share of a column's items that are masked
+        if span == "targets":
+            assert not rate[:-stride].any() and (rate[-stride:] > mask_prob).all()
+        else:
+            # mask_prob everywhere, a little more where short windows get their one forced mask.
+            assert (rate > 0.9 * mask_prob).all() and (rate < 1.3 * mask_prob).all(), rate
+    with pytest.raises(ValueError, match="mask_span"):
+        tiny.train_loader(batch_size=64, max_len=12, mask_span="window")
 
 
 def test_mask_last_batches_put_the_mask_at_the_last_position(tiny):

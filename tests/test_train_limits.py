@@ -67,7 +67,8 @@ def test_the_estimate_grows_with_each_size():
 
 @pytest.mark.parametrize("overrides", [{}, {"window": "sliding"}, {"model": "bert4rec", "mask_last_ratio": "0"},
                                        {"model": "bert4rec", "mask_last_ratio": "0", "window": "sliding"},
-                                       {"model": "bert4rec"}, {"model": "gru4rec"}])
+                                       {"model": "bert4rec"}, {"model": "bert4rec", "mask_last_ratio": "0", "mask_span": "window"},
+                                       {"model": "gru4rec"}])
 def test_the_windows_per_batch_are_near_the_loaders(tiny, overrides):
     from seqrec_fast.models import model_class
 
@@ -76,6 +77,7 @@ def test_the_windows_per_batch_are_near_the_loaders(tiny, overrides):
     loader = tiny.train_loader(
         batch_size=512, max_len=20, mode=objective, mask_prob=config.model.mask_prob,
         mask_last_ratio=config.model.mask_last_ratio if objective == "cloze" else 0.0,
+        mask_span=config.model.mask_span if objective == "cloze" else "targets",
         window=config.resolved_window(), stride=config.loader_stride(), n_negatives=0)
     largest = max(len(batch["inputs"]) for batch in loader.epoch(0))
     assert 0.7 * largest <= limits.windows_per_batch(config, tiny) <= 1.5 * largest

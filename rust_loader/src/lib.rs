@@ -570,7 +570,8 @@ struct PyTrainStream {
 impl PyTrainStream {
     #[new]
     #[pyo3(signature = (sequences, batch_size, max_len, objective="causal", window="last", stride=None,
-                        n_negatives=0, negative_sampler="uniform", mask_prob=0.2, mask_last_ratio=0.0, seed=0,
+                        n_negatives=0, negative_sampler="uniform", mask_prob=0.2, mask_last_ratio=0.0,
+                        mask_span="targets", seed=0,
                         rank=0, world_size=1, shuffle=true, augmentations=None, augment_fraction=0.25,
                         n_views=2, held_out_users=0.0, held_out=false))]
     #[allow(clippy::too_many_arguments)]
@@ -586,6 +587,7 @@ impl PyTrainStream {
         negative_sampler: &str,
         mask_prob: f64,
         mask_last_ratio: f64,
+        mask_span: &str,
         seed: u64,
         rank: usize,
         world_size: usize,
@@ -617,6 +619,15 @@ impl PyTrainStream {
             "cloze" => train::Objective::Cloze {
                 mask_prob,
                 mask_last_ratio,
+                span: match mask_span {
+                    "targets" => train::MaskSpan::Targets,
+                    "window" => train::MaskSpan::Window,
+                    other => {
+                        return Err(value_error(format!(
+                            "mask_span must be 'targets' or 'window', got {other:?}"
+                        )))
+                    }
+                },
             },
             other => {
                 return Err(value_error(format!(

@@ -22,7 +22,19 @@ pub enum Objective {
     Cloze {
         mask_prob: f64,
         mask_last_ratio: f64,
+        span: MaskSpan,
     },
+}
+
+/// Where the random masks of a cloze window fall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskSpan {
+    /// On the window's target positions only, so that each training item is masked in one
+    /// window per epoch at most.
+    Targets,
+    /// On any of its positions, context included, as RecBole masks any item of a prefix: with
+    /// strided windows an item is masked in about mask_prob * max_len / stride windows an epoch.
+    Window,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +141,7 @@ impl TrainConfig {
         if let Objective::Cloze {
             mask_prob,
             mask_last_ratio,
+            ..
         } = self.objective
         {
             if !(mask_prob > 0.0 && mask_prob <= 1.0) {
@@ -250,7 +263,7 @@ impl TrainStream {
     }
 
     /// Targets the sample trains on: exactly for next-item windows, in expectation for masked
-    /// ones (each target position masked with mask_prob, one forced when chance masks none).
+    /// ones (each maskable position masked with mask_prob, one forced when chance masks none).
     fn expected_targets(&self, sample: Sample) -> f64 {
         let l = self.config.max_len;
         let start = self.seqs.start(sample.user as usize);
@@ -258,8 +271,9 @@ impl TrainStream {
         let targets_from = end.saturating_sub(self.config.window.targets_per_window(l));
         match self.config.objective {
             Objective::Causal => (end - targets_from.max(start + 1)) as f64,
-            Objective::Cloze { mask_prob, .. } => {
-                let maskable = (end - targets_from.max(start).max(end.saturating_sub(l))) as i32;
+            Objective::Cloze { mask_prob, span, .. } => {
+                let first = start.max(end.saturating_sub(l));
+                let maskable = (end - mask_from(span, first, targets_from)) as i32;
                 maskable as f64 * mask_prob + (1.0 - mask_prob).powi(maskable)
             }
         }
@@ -367,6 +381,14 @@ struct Rows {
     views: Vec<i64>,
 }
 
+/// The first absolute position a cloze window whose items start at `first` may mask.
+fn mask_from(span: MaskSpan, first: usize, targets_from: usize) -> usize {
+    match span {
+        MaskSpan::Targets => first.max(targets_from),
+        MaskSpan::Window => first,
+    }
+}
+
 impl EpochBatches {
     fn fill_row(
         &self,
@@ -408,16 +430,19 @@ impl EpochBatches {
                 }
                 &items[first - 1..end - 1]
             }
-            Objective::Cloze { mask_prob, .. } => {
+            Objective::Cloze {
+                mask_prob, span, ..
+            } => {
                 let first = start.max(end.saturating_sub(l));
                 let pad = l - (end - first);
                 let mask_token = seqs.n_items as i64 + 1;
+                let mask_from = mask_from(span, first, targets_from);
                 let mut any = false;
                 for (j, p) in (first..end).enumerate() {
                     let masked = if mask_last {
                         p + 1 == end
                     } else {
-                        p >= targets_from && rng.unit() < mask_prob
+                        p >= mask_from && rng.unit() < mask_prob
                     };
                     if masked {
                         inputs[pad + j] = mask_token;
@@ -428,9 +453,9 @@ impl EpochBatches {
                     }
                 }
                 if !any {
-                    // Every sample teaches something: mask one target position when chance
+                    // Every sample teaches something: mask one maskable position when chance
                     // masked none.
-                    let maskable = end - first.max(targets_from);
+                    let maskable = end - mask_from;
                     let j = pad + (end - first - maskable) + rng.below(maskable as u64) as usize;
                     targets[j] = inputs[j];
                     inputs[j] = mask_token;
@@ -630,7 +655,12 @@ mod tests {
         }
     }
 
-    fn cloze_stream(stride: usize, mask_prob: f64, mask_last_ratio: f64) -> Arc<TrainStream> {
+    fn cloze_stream(
+        stride: usize,
+        mask_prob: f64,
+        mask_last_ratio: f64,
+        span: MaskSpan,
+    ) -> Arc<TrainStream> {
         let seqs = Arc::new(synthesize(&SynthConfig::preset("tiny", 0).unwrap()).unwrap());
         let sampler = Arc::new(ItemSampler::Uniform {
             n_items: seqs.n_items,
@@ -639,13 +669,14 @@ mod tests {
         cfg.objective = Objective::Cloze {
             mask_prob,
             mask_last_ratio,
+            span,
         };
         Arc::new(TrainStream::new(seqs, cfg, sampler).unwrap())
     }
 
     #[test]
     fn cloze_masks_only_the_strided_targets() {
-        let s = cloze_stream(2, 0.5, 0.0);
+        let s = cloze_stream(2, 0.5, 0.0, MaskSpan::Targets);
         for batch in all_batches(&s, 0, 1) {
             let targets = batch.iter().find(|a| a.name == "targets").unwrap();
             for row in targets.data.chunks(10) {
@@ -653,6 +684,31 @@ mod tests {
                 assert!(row[8..].iter().any(|&t| t != 0));
             }
         }
+    }
+
+    #[test]
+    fn window_span_masks_the_context_too() {
+        let s = cloze_stream(2, 0.5, 0.0, MaskSpan::Window);
+        let (mut context, mut targets) = (0, 0);
+        for batch in all_batches(&s, 0, 1) {
+            let inputs = batch.iter().find(|a| a.name == "inputs").unwrap();
+            let rows = batch.iter().find(|a| a.name == "targets").unwrap();
+            for (row_inputs, row) in inputs.data.chunks(10).zip(rows.data.chunks(10)) {
+                for j in 0..10 {
+                    if row[j] != 0 {
+                        assert_eq!(row_inputs[j], s.seqs.n_items as i64 + 1);
+                        if j < 8 {
+                            context += 1;
+                        } else {
+                            targets += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Four of a full window's five masks fall on its eight context positions.
+        let share = context as f64 / (context + targets) as f64;
+        assert!((0.7..0.9).contains(&share), "{context} masks on context, {targets} on targets");
     }
 
     fn count_targets(batch: &Batch) -> usize {
@@ -691,7 +747,7 @@ mod tests {
 
     #[test]
     fn the_batch_count_is_the_same_every_epoch() {
-        let s = cloze_stream(10, 0.2, 0.5);
+        let s = cloze_stream(10, 0.2, 0.5, MaskSpan::Targets);
         for epoch in 0..4 {
             let samples = s.epoch_samples(epoch);
             let batches = s.epoch_batches(epoch, &samples);
@@ -705,7 +761,7 @@ mod tests {
 
     #[test]
     fn mask_last_batches_mask_only_the_last_position() {
-        let s = cloze_stream(10, 0.2, 0.5);
+        let s = cloze_stream(10, 0.2, 0.5, MaskSpan::Targets);
         let mask_token = s.seqs.n_items as i64 + 1;
         let samples = s.epoch_samples(0);
         let plan = s.epoch_batches(0, &samples);

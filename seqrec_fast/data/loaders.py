@@ -16,6 +16,7 @@ Batch = dict[str, np.ndarray]
 MODES = ("causal", "cloze")
 WINDOWS = ("last", "sliding", "stride")
 SAMPLERS = ("uniform", "popularity")
+MASK_SPANS = ("targets", "window")
 AUGMENTATIONS = ("mask", "crop", "reorder")
 
 
@@ -36,7 +37,9 @@ class TrainLoaderConfig:
       (masked items, mask token n_items + 1, with probability `mask_prob`: BERT4Rec). In "cloze",
       a share `mask_last_ratio` of the windows masks only its last item instead, the task
       evaluation poses (RecBole's ft_ratio, which RecBole draws per batch); they go to batches of
-      batch_size windows.
+      batch_size windows. `mask_span` says where the other windows' masks fall: "targets" (the
+      window's target positions, so each training item is masked in one window an epoch at
+      most) or "window" (any position, context included, as RecBole masks any item of a prefix).
     window: "last" (one sample per user: the last max_len positions of its training sequence),
       "sliding" (the training sequence cut into windows of max_len targets from the end, so that
       every training interaction is a target exactly once per epoch) or "stride" (windows of
@@ -65,6 +68,7 @@ class TrainLoaderConfig:
     negative_sampler: str = "uniform"
     mask_prob: float = 0.2
     mask_last_ratio: float = 0.0
+    mask_span: str = "targets"
     augmentations: tuple[str, ...] | None = None
     augment_fraction: float = 0.25
     n_views: int = 2
@@ -88,6 +92,9 @@ class TrainLoaderConfig:
             raise ValueError(f"mask_last_ratio must be in [0, 1], got {self.mask_last_ratio}")
         if self.mask_last_ratio and self.mode != "cloze":
             raise ValueError(f"mask_last_ratio applies to mode 'cloze' only, not {self.mode!r}")
+        _check_choice("mask_span", self.mask_span, MASK_SPANS)
+        if self.mask_span != "targets" and self.mode != "cloze":
+            raise ValueError(f"mask_span applies to mode 'cloze' only, not {self.mode!r}")
         for name in self.augmentations or ():
             _check_choice("augmentation", name, AUGMENTATIONS)
         if self.augmentations and self.n_views < 1:
@@ -125,6 +132,7 @@ class TrainLoader:
             negative_sampler=config.negative_sampler,
             mask_prob=config.mask_prob,
             mask_last_ratio=config.mask_last_ratio,
+            mask_span=config.mask_span,
             seed=config.seed,
             rank=config.rank,
             world_size=config.world_size,

@@ -9,8 +9,9 @@ Defaults: RecBole's BERT4Rec (2 layers, 2 heads, dropout 0.2, mask_prob 0.2, and
 windows masking only their last item: its ft_ratio 0.5, which RecBole draws per batch), trained
 on strided windows: each window's masks fall in its last ``stride`` positions with up to
 ``max_len`` items of context, as at evaluation. Chosen on validation: strided windows score well
-above disjoint ones and within a seed's spread of one window per prefix at a fifth of its cost
-(docs/experiments.md)."""
+above disjoint ones and within a seed's spread of one window per prefix at a fifth of its cost,
+and masks on the target positions only score no lower than masks anywhere in the window
+(``mask_span="window"``, RecBole's rule), with a smoother validation curve (docs/experiments.md)."""
 
 from __future__ import annotations
 

@@ -47,6 +47,10 @@ class ModelConfig:
                               help="BERT4Rec: share of items replaced by the mask token in training")
     mask_last_ratio: float = option(0.5, check=PROBABILITY,
                                     help="BERT4Rec: share of training windows that mask only their last item")
+    mask_span: str = option("targets", choices=("targets", "window"),
+                            help="BERT4Rec: where the other windows' masks fall: their target positions (each training "
+                                 "item masked in one window an epoch at most) or any position, context included "
+                                 "(RecBole masks any item of a prefix)")
 
     def unset_fields(self, names) -> list[str]:
         """Those of ``names`` left for the backbone to fill: at -1, or an empty ``dilations``."""

@@ -53,8 +53,9 @@ def windows_per_batch(config: TrainConfig, dataset) -> int:
     """About how many windows the loader packs into a batch of ``batch_size`` targets: batch_size
     over the mean window's targets. A window is counted as holding its user's last ``max_len``
     training items (sliding windows hold more), with targets on at most ``stride`` of them for
-    strided windows; cloze windows mask each target position with mask_prob (one at least), and
-    mask-last cloze batches hold one target per window."""
+    strided windows; cloze windows mask each target position (each position, with mask_span
+    "window") with mask_prob (one at least), and mask-last cloze batches hold one target per
+    window."""
     from ..models import model_class
 
     max_len, batch_size = config.model.max_len, config.batch_size
@@ -63,7 +64,7 @@ def windows_per_batch(config: TrainConfig, dataset) -> int:
         return batch_size
     train_lengths = np.diff(dataset.offsets) - 2  # the last two items are validation and test
     span = float(np.clip(train_lengths, 1, max_len).mean()) if dataset.n_users else 1.0
-    if config.resolved_window() == "stride":
+    if config.resolved_window() == "stride" and not (cloze and config.model.mask_span == "window"):
         span = min(span, config.loader_stride())
     targets = span * config.model.mask_prob + (1 - config.model.mask_prob) ** span if cloze else span
     return max(1, min(batch_size, math.ceil(batch_size / targets)))

@@ -187,6 +187,7 @@ class Trainer:
             batch_size=max(1, config.batch_size // self.world), max_len=config.model.max_len, mode=self.model.objective,
             n_negatives=negatives, negative_sampler=config.negative_sampler, mask_prob=config.model.mask_prob,
             mask_last_ratio=config.model.mask_last_ratio if self.model.objective == "cloze" else 0.0,
+            mask_span=config.model.mask_span if self.model.objective == "cloze" else "targets",
             window=config.resolved_window(), stride=config.loader_stride(), seed=config.seed, rank=self.rank, world_size=self.world,
             num_threads=config.loader_threads, shuffle=True)
         if objective is not None:
