@@ -271,7 +271,9 @@ impl TrainStream {
         let targets_from = end.saturating_sub(self.config.window.targets_per_window(l));
         match self.config.objective {
             Objective::Causal => (end - targets_from.max(start + 1)) as f64,
-            Objective::Cloze { mask_prob, span, .. } => {
+            Objective::Cloze {
+                mask_prob, span, ..
+            } => {
                 let first = start.max(end.saturating_sub(l));
                 let maskable = (end - mask_from(span, first, targets_from)) as i32;
                 maskable as f64 * mask_prob + (1.0 - mask_prob).powi(maskable)
@@ -708,7 +710,10 @@ mod tests {
         }
         // Four of a full window's five masks fall on its eight context positions.
         let share = context as f64 / (context + targets) as f64;
-        assert!((0.7..0.9).contains(&share), "{context} masks on context, {targets} on targets");
+        assert!(
+            (0.7..0.9).contains(&share),
+            "{context} masks on context, {targets} on targets"
+        );
     }
 
     fn count_targets(batch: &Batch) -> usize {
