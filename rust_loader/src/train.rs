@@ -263,8 +263,7 @@ impl TrainStream {
     }
 
     /// Targets the sample trains on: exactly for next-item windows, in expectation for masked
-    /// ones (each maskable position masked with mask_prob, one forced when chance masks none,
-    /// and the user's last training item always).
+    /// ones (each maskable position masked with mask_prob, one forced when chance masks none).
     fn expected_targets(&self, sample: Sample) -> f64 {
         let l = self.config.max_len;
         let start = self.seqs.start(sample.user as usize);
@@ -277,12 +276,7 @@ impl TrainStream {
             } => {
                 let first = start.max(end.saturating_sub(l));
                 let maskable = (end - mask_from(span, first, targets_from)) as i32;
-                if end == self.seqs.train_end(sample.user as usize) {
-                    // The last training item is always masked (see fill_row).
-                    1.0 + (maskable - 1) as f64 * mask_prob
-                } else {
-                    maskable as f64 * mask_prob + (1.0 - mask_prob).powi(maskable)
-                }
+                maskable as f64 * mask_prob + (1.0 - mask_prob).powi(maskable)
             }
         }
     }
@@ -445,15 +439,12 @@ impl EpochBatches {
                 let pad = l - (end - first);
                 let mask_token = seqs.n_items as i64 + 1;
                 let mask_from = mask_from(span, first, targets_from);
-                // The user's last training item is never an input, as in next-item training:
-                // validation then reads, as test does, a last item training never showed.
-                let last_train = seqs.train_end(user) - 1;
                 let mut any = false;
                 for (j, p) in (first..end).enumerate() {
                     let masked = if mask_last {
                         p + 1 == end
                     } else {
-                        (p >= mask_from && rng.unit() < mask_prob) || p == last_train
+                        p >= mask_from && rng.unit() < mask_prob
                     };
                     if masked {
                         inputs[pad + j] = mask_token;
@@ -723,32 +714,6 @@ mod tests {
             (0.7..0.9).contains(&share),
             "{context} masks on context, {targets} on targets"
         );
-    }
-
-    #[test]
-    fn cloze_windows_never_show_the_last_training_item() {
-        for (stride, ratio, span) in [
-            (3, 0.0, MaskSpan::Targets),
-            (3, 0.5, MaskSpan::Targets),
-            (10, 0.5, MaskSpan::Window),
-        ] {
-            let s = cloze_stream(stride, 0.2, ratio, span);
-            let mask_token = s.seqs.n_items as i64 + 1;
-            let samples = s.epoch_samples(0);
-            let plan = s.epoch_batches(0, &samples);
-            let batches = all_batches(&s, 0, 1);
-            let mut last_windows = 0;
-            for ((range, _), batch) in plan.iter().zip(&batches) {
-                let inputs = batch.iter().find(|a| a.name == "inputs").unwrap();
-                for (sample, row) in samples[range.clone()].iter().zip(inputs.data.chunks(10)) {
-                    if sample.end as usize == s.seqs.train_end(sample.user as usize) {
-                        assert_eq!(row[9], mask_token, "stride {stride}, {span:?}");
-                        last_windows += 1;
-                    }
-                }
-            }
-            assert_eq!(last_windows, s.seqs.n_users());
-        }
     }
 
     fn count_targets(batch: &Batch) -> usize {
