@@ -111,9 +111,11 @@ def test_one_hot_supernet_computes_each_derived_model_with_its_slice_of_the_weig
             mixed = model(inputs)
             assert ran == [(i, depth)]  # one width, no layer past the depth
             width = SPACE.widths[i]
-            torch.testing.assert_close(mixed[..., :width], small(inputs), rtol=0, atol=1e-5)
+            # Sliced and whole matrices sum in different orders (the BLAS kernel decides), so
+            # values agree to float32 rounding; a wrong slice is off by far more.
+            torch.testing.assert_close(mixed[..., :width], small(inputs), rtol=0, atol=1e-4)
             assert not mixed[..., width:].any()
-            torch.testing.assert_close(model.predict(inputs), small.predict(inputs), rtol=0, atol=1e-5)
+            torch.testing.assert_close(model.predict(inputs), small.predict(inputs), rtol=0, atol=1e-4)
 
 
 def test_architecture_text_space_and_most_probable_within_a_budget():
