@@ -33,7 +33,8 @@ pub enum MaskSpan {
     /// window per epoch at most.
     Targets,
     /// On any of its positions, context included, as RecBole masks any item of a prefix: with
-    /// strided windows an item is masked in about mask_prob * max_len / stride windows an epoch.
+    /// strided windows an item sits in max_len / stride windows, each of which (unless it masks
+    /// only its last item) masks it with mask_prob.
     Window,
 }
 
