@@ -218,6 +218,24 @@ def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     lock.release()
 
 
+
+def test_a_writer_refused_before_the_holder_wrote_its_pid_still_names_it(tmp_path):
+    import fcntl
+    import threading
+
+    from seqrec_fast.train.run_dir import LOCK, RunDirError, RunLock
+
+    # The holder has the lock but has not yet written its pid, as between its flock and its write.
+    with open(tmp_path / LOCK, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        writer = threading.Timer(0.2, lambda: (held.write("4242\n"), held.flush()))
+        writer.start()
+        try:
+            with pytest.raises(RunDirError, match="process 4242 "):
+                RunLock(tmp_path).acquire()
+        finally:
+            writer.join()
+
 # ---------------------------------------------------------------- finding 4: the dataset is pinned
 def test_a_relative_data_is_stored_absolute_and_evaluate_scores_the_runs_own_dataset(tmp_path, monkeypatch, capsys):
     for name, seed in (("first", 0), ("second", 1)):

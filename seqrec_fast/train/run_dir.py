@@ -41,6 +41,21 @@ class RunDirError(ValueError):
     """A run directory cannot be used as asked; the message names it and what to do."""
 
 
+# The holder writes its pid just after it takes the lock, so a refused writer may look in between.
+HOLDER_PID_WAIT_S = 5.0
+
+
+def _holder_pid(handle) -> str:
+    """The pid the lock's holder wrote, waiting briefly for it to be written."""
+    deadline = time.monotonic() + HOLDER_PID_WAIT_S
+    while True:
+        handle.seek(0)
+        holder = handle.read().strip()
+        if holder or time.monotonic() > deadline:
+            return holder or "(pid not yet written)"
+        time.sleep(0.01)
+
+
 class RunLock:
     """The advisory lock of one run directory (a context manager). The lock file holds the
     holder's pid, for the error the next writer sees."""
@@ -57,8 +72,7 @@ class RunLock:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "(pid not yet written)"
+                holder = _holder_pid(handle)
                 handle.close()
                 raise RunDirError(f"{self.root} is in use by process {holder} (lock {self.path}): a run directory "
                                   "takes one writer at a time; wait for that process to end or choose another "
