@@ -29,18 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _results import RESULTS, machine, write_result
+from _results import RESULTS, machine, write_result  # puts this checkout on the path in RecBole's venv
+from seqrec_fast.train.metrics import per_user_metrics, rank_counts
 
 TOP = 10
 
 
 def ndcg_at_10(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-user NDCG@10 over every item but padding (column 0), ties counted against the target."""
-    scores = scores.clone()
-    scores[:, 0] = -torch.inf
-    target_scores = scores.gather(1, targets[:, None])
-    rank = (scores > target_scores).sum(1) + (scores == target_scores).sum(1) - 1
-    return torch.where(rank < TOP, 1 / torch.log2(rank.double() + 2), torch.zeros_like(rank, dtype=torch.double))
+    """Per-user NDCG@10 over every item but padding (column 0), as our evaluation ranks (ties
+    counted against the target)."""
+    candidates = torch.ones_like(scores, dtype=torch.bool)
+    candidates[:, 0] = False
+    counts = rank_counts(scores, targets, candidates)
+    return torch.from_numpy(per_user_metrics(counts, cutoffs=(TOP,), ties="pessimistic")[f"ndcg@{TOP}"])
 
 
 def top_share(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:

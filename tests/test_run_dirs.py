@@ -218,7 +218,6 @@ def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     lock.release()
 
 
-
 def test_a_writer_refused_before_the_holder_wrote_its_pid_still_names_it(tmp_path):
     import fcntl
     import threading
@@ -235,6 +234,7 @@ def test_a_writer_refused_before_the_holder_wrote_its_pid_still_names_it(tmp_pat
                 RunLock(tmp_path).acquire()
         finally:
             writer.join()
+
 
 # ---------------------------------------------------------------- finding 4: the dataset is pinned
 def test_a_relative_data_is_stored_absolute_and_evaluate_scores_the_runs_own_dataset(tmp_path, monkeypatch, capsys):
